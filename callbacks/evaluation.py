@@ -1,0 +1,84 @@
+"""Periodic deterministic evaluation on a separate env."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+EVAL_SEED_OFFSET = 10_000  # keeps eval episodes apart from every rank's training env
+
+
+@torch.no_grad()
+def evaluate_policy(env, policy, episodes: int, max_steps: int = 100_000) -> torch.Tensor:
+    """Returns of `episodes` deterministic episodes of `policy` on `env`, as a `[episodes]` tensor."""
+    returns = []
+    with set_exploration_type(ExplorationType.DETERMINISTIC):
+        for _ in range(episodes):
+            rollout = env.rollout(max_steps, policy, break_when_any_done=True)
+            returns.append(rollout.get(("next", "reward")).sum())
+    return torch.stack(returns).float()
+
+
+class EvalCallback(pl.Callback):
+    """Every `every_env_steps` env steps (and at the end), run `episodes` deterministic
+    episodes on a separate env and log ``eval/return_mean`` and ``eval/return_std``.
+
+    Runs on global rank 0 only: parameters are identical across ranks after each update.
+    Removing this callback does not change learning.
+    """
+
+    def __init__(self, every_env_steps: int = 5000, episodes: int = 5) -> None:
+        self.every_env_steps = every_env_steps
+        self.episodes = episodes
+        self.next_eval_at = every_env_steps
+        self.last: dict[str, float] = {}
+        self._env = None
+
+    @property
+    def state_key(self) -> str:
+        return "EvalCallback"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"next_eval_at": self.next_eval_at, "last": self.last}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.next_eval_at = state_dict["next_eval_at"]
+        self.last = state_dict["last"]
+
+    def run(self, trainer: pl.Trainer, module) -> dict[str, float]:
+        if self._env is None:
+            self._env = module.make_env(module.hparams.seed + EVAL_SEED_OFFSET)
+        policy = module.make_policy()
+        was_training = module.training
+        module.eval()
+        try:
+            # fork_rng: evaluation must not shift the training run's random stream.
+            with torch.random.fork_rng():
+                returns = evaluate_policy(self._env, policy, self.episodes)
+        finally:
+            module.train(was_training)
+        self.last = {
+            "eval/return_mean": float(returns.mean()),
+            "eval/return_std": float(returns.std(unbiased=False)),
+            "env_steps": float(module.env_steps),
+        }
+        module.log_metrics(self.last)
+        return self.last
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.env_steps < self.next_eval_at:
+            return
+        while self.next_eval_at <= pl_module.env_steps:
+            self.next_eval_at += self.every_env_steps
+        if trainer.is_global_zero:
+            self.run(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero and pl_module.env_steps > 0:
+            self.run(trainer, pl_module)
+        if self._env is not None:
+            self._env.close()
+            self._env = None

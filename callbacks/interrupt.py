@@ -1,0 +1,63 @@
+"""Checkpoint on Ctrl-C, SIGTERM and at the end of a run, so nothing is lost."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import lightning.pytorch as pl
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+LAST_CHECKPOINT = "last.ckpt"
+
+
+class GracefulInterrupt(pl.Callback):
+    """Writes `<dirpath>/last.ckpt` when the run ends, is interrupted or is terminated.
+
+    Ctrl-C sets a flag and the run stops after the current update, at a consistent point;
+    a second Ctrl-C interrupts at once. SIGTERM goes through Lightning's handler, which
+    stops at the end of the current batch; the checkpoint is written then. A run that
+    stops on a NaN loss writes nothing, so the last good checkpoint stays the newest.
+    """
+
+    def __init__(self, dirpath: str | Path) -> None:
+        self.dirpath = Path(dirpath)
+        self.interrupted: str | None = None
+        self._previous_sigint = None
+
+    @property
+    def last_path(self) -> Path:
+        return self.dirpath / LAST_CHECKPOINT
+
+    def _on_sigint(self, signum, frame) -> None:
+        self.interrupted = "SIGINT"
+        signal.signal(signal.SIGINT, self._previous_sigint or signal.default_int_handler)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        try:
+            self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
+        except ValueError:  # not the main thread: leave signals alone
+            self._previous_sigint = None
+
+    def _restore_sigint(self) -> None:
+        if self._previous_sigint is not None:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.interrupted and not trainer.should_stop:
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._restore_sigint()
+        trainer.save_checkpoint(self.last_path)
+        if self.interrupted:
+            rank_zero_info(f"Interrupted ({self.interrupted}); checkpoint written to {self.last_path}")
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self._restore_sigint()
+        if isinstance(exception, SIGTERMException):
+            self.interrupted = "SIGTERM"
+            trainer.save_checkpoint(self.last_path)
+            rank_zero_info(f"Terminated (SIGTERM); checkpoint written to {self.last_path}")

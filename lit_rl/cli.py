@@ -1,0 +1,154 @@
+"""`lit-rl run|eval` and the `lightning run` shim.
+
+    lit-rl run RECIPE.yaml [key=value ...] [--resume CKPT]
+    lit-rl eval CKPT [--episodes N] [--seed S]
+    lightning run RECIPE.yaml ...   (same as lit-rl run; other subcommands go to lightning-sdk)
+
+Bad input exits with code 2 and one line on stderr; a NaN/inf loss exits with code 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lit_rl.errors import ConfigError, NonFiniteLossError
+
+EXIT_BAD_INPUT = 2
+EXIT_NONFINITE = 3
+EXIT_INTERRUPTED = 130
+
+
+def _quiet_third_party() -> None:
+    """Keep the terminal for the progress bar: hide library banners and tips."""
+    import logging
+    import warnings
+
+    os.environ.setdefault("RL_WARNINGS", "False")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*litlogger.*")
+    # lit_rl saves after the update on purpose: counters and weights then agree.
+    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+    warnings.filterwarnings("ignore", message=".*Box (low|high)'s precision lowered.*")
+    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+    import torchrl  # noqa: F401 - configures its logger on import; quiet it afterwards
+
+    for name in ("torchrl", "lightning.pytorch.utilities.rank_zero", "lightning.fabric",
+                 "lightning.pytorch.trainer.connectors.checkpoint_connector"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lit-rl", description="Train and evaluate lit_rl recipes.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train a recipe")
+    run.add_argument("recipe", help="path to a recipe YAML file")
+    run.add_argument("overrides", nargs="*", help="dot-list overrides such as algo.batch_size=512")
+    run.add_argument("--resume", metavar="CKPT", help="continue the experiment saved in CKPT")
+    run.add_argument("--print-config", action="store_true", help="print the resolved recipe and exit")
+    ev = sub.add_parser("eval", help="evaluate a checkpoint with deterministic episodes")
+    ev.add_argument("checkpoint")
+    ev.add_argument("--episodes", type=int, default=10)
+    ev.add_argument("--seed", type=int, default=None, help="eval env seed (default: the run's seed + 10000)")
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from lit_rl.config import load_recipe, to_yaml
+
+    cfg = load_recipe(args.recipe, args.overrides)
+    if args.print_config:
+        print(to_yaml(cfg), end="")
+        return 0
+    if args.resume and not Path(args.resume).is_file():
+        raise ConfigError(f"checkpoint to resume not found: {args.resume}")
+    from lit_rl.run import fit
+
+    trainer, module, run_dir = fit(cfg, resume=args.resume)
+    interrupt = next((c for c in trainer.callbacks if hasattr(c, "interrupted")), None)
+    if trainer.is_global_zero:
+        print(
+            f"lit-rl: {module.env_steps} env steps, {module.updates} updates; "
+            f"run folder {run_dir}",
+            flush=True,
+        )
+    if interrupt is not None and interrupt.interrupted:
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from lit_rl.callbacks.evaluation import EVAL_SEED_OFFSET, evaluate_policy
+    from lit_rl.modules import ALGORITHMS
+
+    path = Path(args.checkpoint)
+    if not path.is_file():
+        raise ConfigError(f"checkpoint not found: {path}")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    hparams = checkpoint.get("hyper_parameters")
+    algo_name = checkpoint.get("lit_rl_algo")
+    if hparams is None or algo_name not in ALGORITHMS:
+        raise ConfigError(f"{path} is not a lit_rl checkpoint")
+    module = ALGORITHMS[algo_name](**hparams)
+    module.load_state_dict(checkpoint["state_dict"])
+    seed = args.seed if args.seed is not None else module.hparams.seed + EVAL_SEED_OFFSET
+    env = module.make_env(seed)
+    returns = evaluate_policy(env, module.make_policy(), args.episodes)
+    result = {
+        "checkpoint": str(path),
+        "env_steps": checkpoint.get("lit_rl", {}).get("env_steps"),
+        "episodes": args.episodes,
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std(unbiased=False)),
+    }
+    print(json.dumps(result))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _quiet_third_party()
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        return cmd_eval(args)
+    except ConfigError as err:
+        print(f"lit-rl: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except NonFiniteLossError as err:
+        print(f"lit-rl: error: {err}", file=sys.stderr)
+        return EXIT_NONFINITE
+
+
+def lightning_main(argv: Sequence[str] | None = None) -> int:
+    """`lightning run RECIPE ...` runs lit_rl; anything else goes to lightning-sdk's CLI.
+
+    Lightning 2.5+ ships no `lightning` command and the lightning-sdk package owns the
+    name for its cloud CLI, so this shim keeps both working side by side.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "run":
+        return main(argv)
+    if importlib.util.find_spec("lightning_sdk") is None:
+        print(
+            "lightning: only 'lightning run RECIPE.yaml [key=value ...]' is provided by lit_rl; "
+            "other subcommands belong to the lightning-sdk cloud CLI, which is not installed "
+            "(pip install lightning-sdk)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    return subprocess.call([sys.executable, "-m", "lightning_sdk.cli.entrypoint", *argv])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

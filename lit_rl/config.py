@@ -1,0 +1,220 @@
+"""Recipes: YAML read with OmegaConf, composed from base recipes, validated before anything runs.
+
+A recipe is a mapping with these top-level keys (see docs/recipes.md):
+
+    defaults: [base/sac.yaml, ...]   recipes merged first, paths relative to this file
+    name, seed, max_env_steps, run_dir
+    env:        {id, max_episode_steps}
+    algo:       {name, <constructor arguments of the algorithm>}
+    trainer:    {<lightning.Trainer arguments>}
+    logger:     [csv, tensorboard, {name: wandb, project: ...}]
+    eval:       {every_env_steps, episodes}
+    checkpoint: {every_env_steps, keep}
+    progress_bar: true
+
+Every error here is a `ConfigError` with a one-line message naming the key.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import datetime as _dt
+import difflib
+import inspect
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from lit_rl.errors import ConfigError
+
+TOP_LEVEL: dict[str, Any] = {
+    "name": str,
+    "seed": int,
+    "max_env_steps": int,
+    "run_dir": str,
+    "env": dict,
+    "algo": dict,
+    "trainer": dict,
+    "logger": list,
+    "eval": dict,
+    "checkpoint": dict,
+    "progress_bar": bool,
+}
+ENV_KEYS = {"id": str, "max_episode_steps": int | None}
+EVAL_KEYS = {"every_env_steps": int, "episodes": int}
+CHECKPOINT_KEYS = {"every_env_steps": int, "keep": int}
+# Trainer arguments the engine owns: the run's length comes from max_env_steps, and
+# run_dir, logger and callbacks have their own recipe keys.
+RESERVED_TRAINER_KEYS = {
+    "max_epochs", "max_steps", "min_epochs", "min_steps", "max_time", "callbacks",
+    "logger", "default_root_dir", "enable_checkpointing", "enable_progress_bar",
+    "limit_train_batches", "val_check_interval", "check_val_every_n_epoch",
+}
+# Algorithm arguments filled in from elsewhere in the recipe or from the env.
+ENGINE_FILLED_KEYS = {"env_id", "obs_dim", "act_dim", "max_env_steps", "seed", "max_episode_steps", "run_dir"}
+
+
+def _now(fmt: str = "%Y-%m-%d_%H-%M-%S") -> str:
+    return _dt.datetime.now().strftime(fmt)
+
+
+if not OmegaConf.has_resolver("now"):
+    # omegaconf 2.4 renamed register_new_resolver; support both spellings.
+    _register = getattr(OmegaConf, "register_resolver", None) or OmegaConf.register_new_resolver
+    _register("now", _now, use_cache=True)
+
+
+def _suggest(key: str, valid: collections.abc.Iterable[str]) -> str:
+    valid = sorted(valid)
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"{hint}; valid keys: {', '.join(valid)}"
+
+
+def _load_file(path: Path, seen: tuple[Path, ...] = ()) -> DictConfig:
+    """Load `path` with its `defaults` merged underneath it, depth first."""
+    if not path.is_file():
+        raise ConfigError(f"recipe file not found: {path}")
+    if path.resolve() in seen:
+        raise ConfigError(f"recipe {path} includes itself through 'defaults'")
+    try:
+        raw = OmegaConf.load(path)
+    except Exception as err:  # noqa: BLE001 - YAML errors have many types
+        first_line = str(err).strip().splitlines()[0]
+        raise ConfigError(f"cannot parse {path}: {first_line}") from None
+    if not isinstance(raw, DictConfig):
+        raise ConfigError(f"recipe {path} must be a mapping of keys to values")
+    defaults = raw.pop("defaults", [])
+    if isinstance(defaults, str):
+        defaults = [defaults]
+    merged = OmegaConf.create({})
+    for item in defaults:
+        merged = OmegaConf.merge(merged, _load_file(path.parent / str(item), (*seen, path.resolve())))
+    return OmegaConf.merge(merged, raw)
+
+
+def load_recipe(path: str | Path, overrides: collections.abc.Sequence[str] = ()) -> dict[str, Any]:
+    """Read, compose, override, resolve and validate a recipe; return a plain dict."""
+    path = Path(path)
+    cfg = _load_file(path)
+    if "name" not in cfg:
+        cfg.name = path.stem
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like key=value (for example seed=3)")
+    try:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as err:
+        message = str(err).strip().splitlines()[0]
+        raise ConfigError(f"recipe {path}: {message}") from None
+    validate(resolved, source=str(path))
+    return resolved
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "").replace("collections.abc.", "")
+
+
+def matches_type(value: Any, annotation: Any) -> bool:
+    """Whether a YAML value fits an annotation (int for float is fine, bool for int is not)."""
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(matches_type(value, arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if origin in (list, tuple, collections.abc.Sequence):
+        args = typing.get_args(annotation)
+        item_type = args[0] if args else Any
+        return isinstance(value, list | tuple) and all(matches_type(v, item_type) for v in value)
+    if origin is dict or annotation is dict:
+        return isinstance(value, dict)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(annotation, type):
+        return isinstance(value, annotation)
+    return True
+
+
+def _check_section(section: str, values: Any, schema: dict[str, Any], source: str) -> None:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: '{section}' must be a mapping, got {values!r}")
+    for key, value in values.items():
+        if key not in schema:
+            raise ConfigError(f"{source}: unknown key '{section}.{key}'{_suggest(key, schema)}")
+        if not matches_type(value, schema[key]):
+            raise ConfigError(
+                f"{source}: '{section}.{key}' must be {_type_name(schema[key])}, got {value!r}"
+            )
+
+
+def algorithm_schema(algo_cls: type) -> dict[str, Any]:
+    """Recipe-settable constructor arguments of an algorithm and its engine, with types."""
+    schema: dict[str, Any] = {}
+    for cls in reversed(algo_cls.__mro__):
+        init = cls.__dict__.get("__init__")
+        if init is None or cls.__module__.startswith(("lightning", "torch", "builtins")):
+            continue
+        hints = typing.get_type_hints(init)
+        for name, param in inspect.signature(init).parameters.items():
+            if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            schema[name] = hints.get(name, param.annotation)
+    for name in ENGINE_FILLED_KEYS:
+        schema.pop(name, None)
+    return schema
+
+
+def trainer_schema() -> dict[str, Any]:
+    from lightning.pytorch import Trainer
+
+    params = inspect.signature(Trainer.__init__).parameters
+    return {k: Any for k in params if k != "self" and k not in RESERVED_TRAINER_KEYS}
+
+
+def validate(cfg: dict[str, Any], source: str = "recipe") -> None:
+    """Raise `ConfigError` for unknown keys, wrong types or missing required keys."""
+    from lit_rl.modules import ALGORITHMS
+
+    _check_section("recipe", cfg, TOP_LEVEL, source)
+    for required in ("max_env_steps", "env", "algo"):
+        if required not in cfg:
+            raise ConfigError(f"{source}: missing required key '{required}'")
+    if cfg["max_env_steps"] <= 0:
+        raise ConfigError(f"{source}: 'max_env_steps' must be positive, got {cfg['max_env_steps']}")
+    _check_section("env", cfg["env"], ENV_KEYS, source)
+    if "id" not in cfg["env"]:
+        raise ConfigError(f"{source}: missing required key 'env.id'")
+    _check_section("eval", cfg.get("eval", {}), EVAL_KEYS, source)
+    _check_section("checkpoint", cfg.get("checkpoint", {}), CHECKPOINT_KEYS, source)
+    algo = dict(cfg["algo"])
+    name = algo.pop("name", None)
+    if name not in ALGORITHMS:
+        raise ConfigError(f"{source}: unknown algo.name {name!r}; available: {', '.join(sorted(ALGORITHMS))}")
+    _check_section("algo", algo, algorithm_schema(ALGORITHMS[name]), source)
+    trainer = cfg.get("trainer", {})
+    if isinstance(trainer, dict):
+        for key in trainer:
+            if key in RESERVED_TRAINER_KEYS:
+                raise ConfigError(
+                    f"{source}: 'trainer.{key}' is set by lit_rl (use max_env_steps, run_dir, "
+                    "logger, eval or checkpoint instead)"
+                )
+    _check_section("trainer", trainer, trainer_schema(), source)
+
+
+def to_yaml(cfg: dict[str, Any]) -> str:
+    return OmegaConf.to_yaml(OmegaConf.create(cfg))
+
+
+__all__ = ["ConfigError", "load_recipe", "matches_type", "validate", "to_yaml", "ListConfig"]

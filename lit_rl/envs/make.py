@@ -1,0 +1,77 @@
+"""Build a TorchRL env from a Gymnasium id with the transforms every algorithm expects.
+
+Actions are rescaled to [-1, 1] on the Gymnasium side, so every policy in lit_rl acts in
+the unit box whatever the task's bounds are.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import gymnasium as gym
+import numpy as np
+from torchrl.envs import (
+    Compose,
+    DoubleToFloat,
+    GymWrapper,
+    InitTracker,
+    RewardSum,
+    StepCounter,
+    TransformedEnv,
+)
+
+from lit_rl.errors import ConfigError
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise a `ConfigError` naming close matches when `env_id` is not registered."""
+    if env_id in gym.registry:
+        return
+    close = difflib.get_close_matches(env_id, list(gym.registry.keys()), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ConfigError(f"unknown env id '{env_id}'{hint}")
+
+
+def make_gym_env(env_id: str, max_episode_steps: int | None = None) -> gym.Env:
+    """A Gymnasium env with a continuous action space rescaled to [-1, 1]."""
+    check_env_id(env_id)
+    kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+    env = gym.make(env_id, **kwargs)
+    if not isinstance(env.action_space, gym.spaces.Box):
+        raise ConfigError(
+            f"env '{env_id}' has a {type(env.action_space).__name__} action space; "
+            "lit_rl's algorithms need continuous (Box) actions"
+        )
+    if not isinstance(env.observation_space, gym.spaces.Box):
+        raise ConfigError(
+            f"env '{env_id}' has a {type(env.observation_space).__name__} observation "
+            "space; lit_rl's algorithms need a flat Box observation"
+        )
+    unit = np.ones(env.action_space.shape, dtype=np.float32)
+    return gym.wrappers.RescaleAction(env, -unit, unit)
+
+
+def make_env(env_id: str, seed: int, max_episode_steps: int | None = None) -> TransformedEnv:
+    """A seeded TorchRL env: float32 observations, step counts, episode returns.
+
+    Args:
+        env_id: a Gymnasium id such as ``"Hopper-v5"``.
+        seed: the env's seed (each DDP rank passes its own).
+        max_episode_steps: overrides the registered time limit when given.
+
+    Returns:
+        A ``TransformedEnv`` whose ``observation`` is float32 ``[obs_dim]``, whose
+        ``action`` lies in [-1, 1] and whose ``("next", "episode_reward")`` holds the
+        running episode return.
+    """
+    base = GymWrapper(make_gym_env(env_id, max_episode_steps))
+    env = TransformedEnv(base, Compose(DoubleToFloat(), StepCounter(), RewardSum(), InitTracker()))
+    env.set_seed(seed)
+    return env
+
+
+def env_dims(env: TransformedEnv) -> tuple[int, int]:
+    """(obs_dim, act_dim) of a flat-observation env."""
+    obs_shape = env.observation_spec["observation"].shape
+    act_shape = env.action_spec.shape
+    return int(obs_shape[-1]), int(act_shape[-1])

@@ -1,0 +1,8 @@
+"""LightningModules: the off-policy engine and one thin file per algorithm."""
+
+from lit_rl.modules.off_policy import OffPolicyModule
+from lit_rl.modules.sac import SAC
+
+ALGORITHMS: dict[str, type[OffPolicyModule]] = {"sac": SAC}
+
+__all__ = ["ALGORITHMS", "SAC", "OffPolicyModule"]

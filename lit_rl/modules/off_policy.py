@@ -1,0 +1,347 @@
+"""The off-policy engine: one loop for every algorithm that learns from a replay buffer.
+
+Each `training_step` performs exactly one gradient update. Before it, the engine
+collects env steps through a TorchRL `Collector` until the update is "due" under the
+update-to-data ratio, so `trainer.global_step` (with one optimizer) equals the update
+count and DDP sees one forward/backward per step. The run stops itself once
+`max_env_steps` env steps (summed over ranks) are collected and their updates done.
+
+Subclasses provide (see docs/extending.md):
+    make_loss()            -> nn.Module, TensorDict in, TensorDict of loss_* out
+    make_policy()          -> TensorDictModule writing "action" from "observation"
+    configure_optimizers()
+and may override:
+    update(batch)          one gradient step; returns the loss TensorDict
+    after_update()         target networks, schedules (default: Polyak every k updates)
+
+Counting (global = summed over DDP ranks; see docs/engine.md):
+    env_steps      global env steps collected so far.
+    updates        gradient updates done (identical on every rank).
+    warmup_steps   global env steps of uniform random actions before learning.
+    utd_ratio      updates per env step *per rank*: each rank collects the same number
+                   of steps, so ranks stay in lock-step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModule
+from torch import nn
+from torch.utils.data import DataLoader, IterableDataset
+from torchrl.collectors import Collector
+
+from lit_rl.data.replay import load_replay_state, make_replay_buffer, replay_state
+from lit_rl.envs.make import make_env
+from lit_rl.envs.snapshot import restore_env_state, snapshot_env_state
+from lit_rl.errors import NonFiniteLossError
+from lit_rl.modules import state as run_state
+
+BUFFER_KEYS = (
+    "observation",
+    "action",
+    ("next", "observation"),
+    ("next", "reward"),
+    ("next", "terminated"),
+    ("next", "done"),
+)
+
+
+class _Ticks(IterableDataset):
+    """An endless stream of step indices: the engine, not the data, decides when to stop."""
+
+    def __iter__(self) -> Iterator[int]:
+        i = 0
+        while True:
+            yield i
+            i += 1
+
+
+class OffPolicyModule(pl.LightningModule):
+    """Collect -> extend buffer -> sample -> update -> target update, once for all algorithms.
+
+    Args:
+        env_id: Gymnasium id of the training env.
+        obs_dim, act_dim: env dimensions (the CLI reads them from the env).
+        max_env_steps: global env-step budget; the run stops when it is spent.
+        warmup_steps: global env steps of uniform random actions before learning.
+        utd_ratio: gradient updates per env step (per rank).
+        frames_per_batch: env steps per collector call (1 = update after every step).
+        batch_size: transitions per update (per rank).
+        buffer_capacity: replay capacity in transitions (per rank).
+        tau: Polyak rate of target networks.
+        target_update_every: updates between target updates.
+        seed: base seed; rank r's env uses `seed + r`.
+        max_episode_steps: overrides the env's time limit.
+        log_every_updates: updates between logged training metrics.
+        run_dir: where per-rank replay/env state is written beside checkpoints.
+    """
+
+    buffer_keys: tuple = BUFFER_KEYS
+    algo_name: str | None = None  # the recipe's algo.name; set by registered algorithms
+
+    def __init__(
+        self,
+        env_id: str,
+        obs_dim: int,
+        act_dim: int,
+        max_env_steps: int,
+        warmup_steps: int = 1000,
+        utd_ratio: float = 1.0,
+        frames_per_batch: int = 1,
+        batch_size: int = 256,
+        buffer_capacity: int = 1_000_000,
+        tau: float = 0.005,
+        target_update_every: int = 1,
+        seed: int = 0,
+        max_episode_steps: int | None = None,
+        log_every_updates: int = 100,
+        run_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.loss_module = self.make_loss()
+        self.env_steps = 0
+        self.updates = 0
+        self.episodes = 0
+        self.last_episode_return: float | None = None
+        self.collector: Collector | None = None
+        self.replay_buffer = None
+        self._pending_rank_state: dict[str, Any] | None = None
+        self._pending_rng: dict[str, Any] | None = None
+        self._rate_mark = (time.perf_counter(), 0, 0)
+        self.env_fps = 0.0
+        self.updates_per_s = 0.0
+
+    # ----------------------------------------------------------------- to override
+    def make_loss(self) -> nn.Module:
+        """Build the loss module (owns the networks and targets)."""
+        raise NotImplementedError
+
+    def make_policy(self) -> TensorDictModule:
+        """The acting policy used by the collector and by evaluation."""
+        raise NotImplementedError
+
+    def update(self, batch: TensorDictBase) -> TensorDictBase:
+        """One gradient step on `batch`: sum the `loss_*` terms, one backward, step.
+
+        One backward of the summed losses gives DDP a single gradient reduction per
+        step; the loss module guarantees that each term reaches only its own params.
+        """
+        losses = self.loss_module(batch)
+        total = sum(value for key, value in losses.items() if key.startswith("loss_"))
+        self.check_finite(losses)
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        for optimizer in optimizers:
+            optimizer.step()
+        return losses
+
+    def after_update(self) -> None:
+        """Soft target update every `target_update_every` updates."""
+        if self.updates % self.hparams.target_update_every == 0:
+            self.loss_module.update_targets(self.hparams.tau)
+
+    # ---------------------------------------------------------------- counting
+    @property
+    def world_size(self) -> int:
+        return self.trainer.world_size if self._trainer is not None else 1
+
+    @property
+    def local_env_steps(self) -> int:
+        return self.env_steps // self.world_size
+
+    def updates_due(self) -> int:
+        """Updates the recipe asks for after the env steps collected so far."""
+        warmup_local = self.hparams.warmup_steps // self.world_size
+        learning_steps = max(0, self.local_env_steps - warmup_local)
+        return math.floor(learning_steps * self.hparams.utd_ratio + 1e-9)
+
+    def budget_spent(self) -> bool:
+        return self.env_steps >= self.hparams.max_env_steps
+
+    # ----------------------------------------------------------------- setup
+    def make_env(self, seed: int):
+        """The training env for one rank (also used by evaluation with another seed)."""
+        return make_env(self.hparams.env_id, seed, self.hparams.max_episode_steps)
+
+    def on_fit_start(self) -> None:
+        rank = self.global_rank
+        # Sampling noise differs per rank; network init (before fit) is identical.
+        torch.manual_seed(self.hparams.seed + 7919 * rank)
+        self.replay_buffer = make_replay_buffer(
+            self.hparams.buffer_capacity, self.hparams.batch_size, device=self.device
+        )
+        warmup_local = self.hparams.warmup_steps // self.world_size
+        self.collector = Collector(
+            self.make_env(self.hparams.seed + rank),
+            self.make_policy(),
+            frames_per_batch=self.hparams.frames_per_batch,
+            total_frames=-1,
+            init_random_frames=warmup_local,
+            policy_device=self.device,
+            storing_device=self.device,
+        )
+        self._collector_iter = None
+        if self._pending_rank_state is not None:
+            self._restore_rank_state(self._pending_rank_state)
+            self._pending_rank_state = None
+        self._rate_mark = (time.perf_counter(), self.env_steps, self.updates)
+
+    def on_fit_end(self) -> None:
+        if self.collector is not None:
+            self.collector.shutdown()
+            self.collector = None
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_Ticks(), batch_size=None)
+
+    # ------------------------------------------------------------------ loop
+    def collect(self) -> TensorDictBase:
+        """One collector call: extend the buffer, count env steps and finished episodes."""
+        if self._collector_iter is None:
+            self._collector_iter = iter(self.collector)
+        with torch.no_grad():
+            rollout = next(self._collector_iter).reshape(-1)
+        self.replay_buffer.extend(rollout.select(*self.buffer_keys))
+        self.env_steps += rollout.numel() * self.world_size
+        done = rollout.get(("next", "done")).reshape(-1)
+        if done.any():
+            returns = rollout.get(("next", "episode_reward")).reshape(-1)[done]
+            self.episodes += int(done.sum())
+            self.last_episode_return = float(returns[-1])
+        return rollout
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        if self._pending_rng is not None:
+            # Restored here, after Lightning built the dataloader iterator (which draws
+            # from the torch RNG), so a resumed run draws exactly what the original did.
+            run_state.set_rng_state(self._pending_rng)
+            self._pending_rng = None
+        while self.updates >= self.updates_due():
+            if self.budget_spent():
+                self.trainer.should_stop = True
+                return None
+            self.collect()
+        sample = self.replay_buffer.sample()
+        losses = self.update(sample)
+        self.updates += 1
+        self.after_update()
+        if self.updates % self.hparams.log_every_updates == 0:
+            self.log_training(losses)
+        if self.budget_spent() and self.updates >= self.updates_due():
+            self.trainer.should_stop = True
+        return None
+
+    def check_finite(self, losses: TensorDictBase) -> None:
+        """Raise `NonFiniteLossError` naming the first NaN/inf loss, before any step."""
+        for key, value in losses.items():
+            if key.startswith("loss_") and not torch.isfinite(value).all():
+                raise NonFiniteLossError(key, float(value.detach().float().mean()), self.updates)
+
+    def log_training(self, losses: TensorDictBase) -> None:
+        """Write training metrics to every logger (global rank 0), stepped by update count.
+
+        Loggers are called directly rather than through `self.log`: metrics are produced
+        every `log_every_updates` updates only, and need no cross-rank reduction.
+        """
+        now = time.perf_counter()
+        mark_time, mark_steps, mark_updates = self._rate_mark
+        elapsed = max(now - mark_time, 1e-9)
+        self.env_fps = (self.env_steps - mark_steps) / elapsed
+        self.updates_per_s = (self.updates - mark_updates) / elapsed
+        self._rate_mark = (now, self.env_steps, self.updates)
+        metrics = {
+            (k if k.startswith("loss_") else f"train/{k}"): float(v.detach().float().mean())
+            for k, v in losses.items()
+        }
+        metrics.update(
+            {
+                "env_steps": float(self.env_steps),
+                "updates": float(self.updates),
+                "time/env_fps": self.env_fps,
+                "time/updates_per_s": self.updates_per_s,
+            }
+        )
+        if self.last_episode_return is not None:
+            metrics["train/episode_return"] = self.last_episode_return
+        self.log_metrics(metrics)
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        """Send `metrics` to the trainer's loggers at the current update (rank 0 only)."""
+        if self._trainer is None or not self.trainer.is_global_zero:
+            return
+        for logger in self.trainer.loggers:
+            logger.log_metrics(metrics, step=self.updates)
+
+    # ------------------------------------------------------------ checkpoints
+    def _rank_state(self) -> dict[str, Any]:
+        base_env = self.collector.env.base_env
+        return {
+            "replay": replay_state(self.replay_buffer),
+            "collector": self.collector.state_dict(),
+            "carrier": self.collector._carrier.clone(),  # the next observation to act on
+            "env": snapshot_env_state(base_env._env),
+            "rng": run_state.rng_state(),
+            "episodes": self.episodes,
+            "last_episode_return": self.last_episode_return,
+        }
+
+    def _restore_rank_state(self, saved: dict[str, Any]) -> None:
+        load_replay_state(self.replay_buffer, saved["replay"])
+        saved_collector = dict(saved["collector"])
+        saved_collector.pop("policy_state_dict", None)  # weights come from the checkpoint
+        self.collector.load_state_dict(saved_collector, strict=False)
+        self.collector._carrier = saved["carrier"].to(self.device)
+        restore_env_state(self.collector.env.base_env._env, saved["env"])
+        self.episodes = saved["episodes"]
+        self.last_episode_return = saved["last_episode_return"]
+        self._pending_rng = saved["rng"]
+
+    def state_dir(self) -> Path:
+        run_dir = self.hparams.run_dir or self.trainer.default_root_dir
+        return Path(run_dir)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        relative = None
+        if self.collector is not None:
+            relative = run_state.write_rank_state(
+                self.state_dir(), self.global_rank, self.updates, self._rank_state()
+            )
+        checkpoint["lit_rl_algo"] = self.algo_name
+        checkpoint["lit_rl"] = {
+            "env_steps": self.env_steps,
+            "updates": self.updates,
+            "world_size": self.world_size,
+            "rank_state": relative,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("lit_rl")
+        if saved is None:
+            return
+        self.env_steps = saved["env_steps"]
+        self.updates = saved["updates"]
+        ckpt_path = self._trainer.ckpt_path if self._trainer is not None else None
+        if saved["rank_state"] is None or ckpt_path is None:
+            return
+        if saved["world_size"] != self.world_size:
+            raise RuntimeError(
+                f"checkpoint was written by {saved['world_size']} ranks; resume it with "
+                f"trainer.devices x trainer.num_nodes = {saved['world_size']}"
+            )
+        base_dir = Path(ckpt_path).parent
+        self._pending_rank_state = run_state.read_rank_state(base_dir, self.global_rank, self.updates)
+
+

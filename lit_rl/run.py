@@ -1,0 +1,100 @@
+"""Build everything a recipe describes and fit it: env dims -> module -> callbacks -> Trainer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from lit_rl.callbacks import EnvStepProgressBar, EvalCallback, GracefulInterrupt
+from lit_rl.config import to_yaml
+from lit_rl.envs.make import env_dims, make_env
+from lit_rl.loggers import make_loggers
+from lit_rl.modules import ALGORITHMS, OffPolicyModule
+
+RUN_DIR_ENV = "LIT_RL_RUN_DIR"  # lets DDP child processes share the parent's run folder
+DEFAULT_LOGGERS = ["csv", "tensorboard"]
+DEFAULT_TRAINER: dict[str, Any] = {"accelerator": "auto", "devices": 1, "log_every_n_steps": 1}
+
+
+def resolve_run_dir(cfg: dict[str, Any]) -> Path:
+    """The run folder; DDP children (LOCAL_RANK set by Lightning) reuse the parent's."""
+    if "LOCAL_RANK" in os.environ and RUN_DIR_ENV in os.environ:
+        return Path(os.environ[RUN_DIR_ENV])
+    run_dir = Path(cfg.get("run_dir") or f"runs/{cfg['name']}")
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    return run_dir
+
+
+def build_module(cfg: dict[str, Any], run_dir: Path) -> OffPolicyModule:
+    """The algorithm's LightningModule with the recipe's hyperparameters."""
+    env_cfg = cfg["env"]
+    probe = make_env(env_cfg["id"], cfg.get("seed", 0), env_cfg.get("max_episode_steps"))
+    obs_dim, act_dim = env_dims(probe)
+    probe.close()
+    algo = dict(cfg["algo"])
+    algo_cls = ALGORITHMS[algo.pop("name")]
+    return algo_cls(
+        env_id=env_cfg["id"],
+        obs_dim=obs_dim,
+        act_dim=act_dim,
+        max_env_steps=cfg["max_env_steps"],
+        seed=cfg.get("seed", 0),
+        max_episode_steps=env_cfg.get("max_episode_steps"),
+        run_dir=str(run_dir),
+        **algo,
+    )
+
+
+def build_callbacks(cfg: dict[str, Any], module: OffPolicyModule, run_dir: Path) -> list[pl.Callback]:
+    eval_cfg = {"every_env_steps": 5000, "episodes": 5, **cfg.get("eval", {})}
+    ckpt_cfg = {"every_env_steps": 10_000, "keep": 1, **cfg.get("checkpoint", {})}
+    utd = module.hparams.utd_ratio
+    every_updates = max(1, round(ckpt_cfg["every_env_steps"] * utd))
+    callbacks: list[pl.Callback] = [
+        EvalCallback(eval_cfg["every_env_steps"], eval_cfg["episodes"]),
+        ModelCheckpoint(
+            dirpath=run_dir,
+            filename="step={step}",
+            every_n_train_steps=every_updates,
+            save_top_k=ckpt_cfg["keep"],
+            monitor="step",
+            mode="max",
+            save_last=False,
+        ),
+        GracefulInterrupt(run_dir),
+    ]
+    if cfg.get("progress_bar", True):
+        callbacks.append(EnvStepProgressBar())
+    return callbacks
+
+
+def build_trainer(cfg: dict[str, Any], module: OffPolicyModule, run_dir: Path) -> pl.Trainer:
+    trainer_kwargs = {**DEFAULT_TRAINER, **cfg.get("trainer", {})}
+    loggers = make_loggers(cfg.get("logger", DEFAULT_LOGGERS), run_dir)
+    return pl.Trainer(
+        max_epochs=1,
+        logger=loggers or False,
+        callbacks=build_callbacks(cfg, module, run_dir),
+        default_root_dir=str(run_dir),
+        enable_progress_bar=bool(cfg.get("progress_bar", True)),
+        enable_model_summary=False,
+        **trainer_kwargs,
+    )
+
+
+def fit(cfg: dict[str, Any], resume: str | None = None) -> tuple[pl.Trainer, OffPolicyModule, Path]:
+    """Run the recipe `cfg` (already validated) and return the trainer, module and run folder."""
+    run_dir = resolve_run_dir(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(cfg.get("seed", 0), workers=True, verbose=False)
+    module = build_module(cfg, run_dir)
+    trainer = build_trainer(cfg, module, run_dir)
+    if trainer.is_global_zero:
+        (run_dir / "config.yaml").write_text(to_yaml(cfg))
+        print(f"lit-rl: run folder {run_dir}", flush=True)
+    trainer.fit(module, ckpt_path=resume)
+    return trainer, module, run_dir
