@@ -195,6 +195,9 @@ def validate(cfg: dict[str, Any], source: str = "recipe") -> None:
     _check_section("env", cfg["env"], ENV_KEYS, source)
     if "id" not in cfg["env"]:
         raise ConfigError(f"{source}: missing required key 'env.id'")
+    from lit_rl.envs.make import check_env_id
+
+    check_env_id(cfg["env"]["id"])
     _check_section("eval", cfg.get("eval", {}), EVAL_KEYS, source)
     _check_section("checkpoint", cfg.get("checkpoint", {}), CHECKPOINT_KEYS, source)
     algo = dict(cfg["algo"])

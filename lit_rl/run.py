@@ -76,7 +76,7 @@ def build_trainer(cfg: dict[str, Any], module: OffPolicyModule, run_dir: Path) -
     trainer_kwargs = {**DEFAULT_TRAINER, **cfg.get("trainer", {})}
     loggers = make_loggers(cfg.get("logger", DEFAULT_LOGGERS), run_dir)
     return pl.Trainer(
-        max_epochs=1,
+        max_epochs=-1,  # the engine stops on max_env_steps; an epoch never ends
         logger=loggers or False,
         callbacks=build_callbacks(cfg, module, run_dir),
         default_root_dir=str(run_dir),

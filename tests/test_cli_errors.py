@@ -1,0 +1,48 @@
+"""Bad input gets one line on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import PENDULUM, run_cli
+
+from lit_rl.cli import main
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([PENDULUM, "env.id=Pendulum-v2"], "unknown env id 'Pendulum-v2'; did you mean Pendulum-v1"),
+        ([PENDULUM, "algo.batch_sise=64"], "unknown key 'algo.batch_sise' (did you mean 'batch_size'?)"),
+        ([PENDULUM, "sed=3"], "unknown key 'recipe.sed' (did you mean 'seed'?)"),
+        ([PENDULUM, "seed=abc"], "'recipe.seed' must be int, got 'abc'"),
+        ([PENDULUM, "algo.actor_lr=fast"], "'algo.actor_lr' must be float, got 'fast'"),
+        (["recipes/nope.yaml"], "recipe file not found: recipes/nope.yaml"),
+        ([PENDULUM, "logger=[csv,wandbb]"], "unknown logger 'wandbb'"),
+        ([PENDULUM, "algo.name=ppo"], "unknown algo.name 'ppo'; available: sac"),
+        ([PENDULUM, "trainer.max_steps=10"], "'trainer.max_steps' is set by lit_rl"),
+        ([PENDULUM, "trainer.devises=2"], "unknown key 'trainer.devises' (did you mean 'devices'?)"),
+        ([PENDULUM, "seed"], "override 'seed' must look like key=value"),
+        ([PENDULUM, "--resume", "missing.ckpt"], "checkpoint to resume not found: missing.ckpt"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(args, expected, capsys, tmp_path):
+    code = main(["run", *args, f"run_dir={tmp_path}"] if args[0] == PENDULUM else ["run", *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert expected in err
+    assert len(err.splitlines()) == 1 and err.startswith("lit-rl: error:")
+
+
+def test_console_script_prints_no_traceback():
+    result = run_cli("run", PENDULUM, "env.id=Hoper-v5")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("lit-rl: error: unknown env id 'Hoper-v5'; did you mean Hopper-v5")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_env_in_base_recipe_is_caught_before_training(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"defaults: [{PENDULUM}]\nenv:\n  id: NotAnEnv-v0\n")
+    assert main(["run", str(recipe), f"run_dir={tmp_path}"]) == 2
+    assert "unknown env id 'NotAnEnv-v0'" in capsys.readouterr().err

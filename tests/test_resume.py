@@ -1,0 +1,50 @@
+"""A resumed run continues the same experiment: counters, replay buffer, weights, RNG."""
+
+from __future__ import annotations
+
+import torch
+from conftest import small_overrides, train
+
+TOTAL, HALF = 400, 250  # HALF is mid-episode (episodes are 50 steps) and past warm-up
+
+
+def buffer_rows(module):
+    return module.replay_buffer.storage[: len(module.replay_buffer)]
+
+
+def test_resume_equals_uninterrupted_run(tmp_path):
+    _, straight, _ = train(small_overrides(tmp_path / "straight", f"max_env_steps={TOTAL}"))
+
+    _, first_half, half_dir = train(small_overrides(tmp_path / "halves", f"max_env_steps={HALF}"))
+    assert first_half.env_steps == HALF
+    ckpt = half_dir / "last.ckpt"
+    assert ckpt.is_file()
+    _, resumed, _ = train(
+        small_overrides(tmp_path / "halves", f"max_env_steps={TOTAL}"), resume=str(ckpt)
+    )
+
+    assert (resumed.env_steps, resumed.updates, resumed.episodes) == (
+        straight.env_steps,
+        straight.updates,
+        straight.episodes,
+    )
+    assert len(resumed.replay_buffer) == len(straight.replay_buffer) == TOTAL
+    assert (buffer_rows(resumed) == buffer_rows(straight)).all()
+    for (name, p_resumed), p_straight in zip(
+        resumed.state_dict().items(), straight.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(p_resumed, p_straight, rtol=0, atol=0, msg=name)
+
+
+def test_checkpoint_holds_counters_and_names_the_replay_file(tmp_path):
+    _, module, run_dir = train(small_overrides(tmp_path, "max_env_steps=200"))
+    checkpoint = torch.load(run_dir / "last.ckpt", weights_only=False)
+    saved = checkpoint["lit_rl"]
+    assert saved["env_steps"] == 200 and saved["updates"] == module.updates == 100
+    rank_state = torch.load(run_dir / saved["rank_state"], weights_only=False)
+    assert rank_state["replay"]["rows"].shape[0] == 200
+    assert set(rank_state["rng"]) >= {"python", "numpy", "torch"}
+    assert "optimizer_states" in checkpoint and checkpoint["optimizer_states"]
+    # target critic and temperature are in the weights
+    assert any(k.startswith("loss_module.target_critic") for k in checkpoint["state_dict"])
+    assert "loss_module.log_alpha" in checkpoint["state_dict"]
