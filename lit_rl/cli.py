@@ -4,7 +4,8 @@
     lit-rl eval CKPT [--episodes N] [--seed S]
     lightning run RECIPE.yaml ...   (same as lit-rl run; other subcommands go to lightning-sdk)
 
-Bad input exits with code 2 and one line on stderr; a NaN/inf loss exits with code 3.
+Bad input exits with code 2 and one line on stderr; a NaN/inf loss exits with code 3;
+Ctrl-C exits with 130 and SIGTERM with 143, both after writing `last.ckpt`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from lit_rl.errors import ConfigError, NonFiniteLossError
 EXIT_BAD_INPUT = 2
 EXIT_NONFINITE = 3
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 def _quiet_third_party() -> None:
@@ -70,9 +72,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     if args.resume and not Path(args.resume).is_file():
         raise ConfigError(f"checkpoint to resume not found: {args.resume}")
-    from lit_rl.run import fit
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    trainer, module, run_dir = fit(cfg, resume=args.resume)
+    from lit_rl.run import fit, resolve_run_dir
+
+    run_dir = resolve_run_dir(cfg)
+    resume_hint = f"resume with: lit-rl run {args.recipe} --resume {run_dir / 'last.ckpt'}"
+    try:
+        trainer, module, run_dir = fit(cfg, resume=args.resume)
+    except SIGTERMException:
+        print(f"lit-rl: terminated (SIGTERM); checkpoint written; {resume_hint}", file=sys.stderr)
+        return EXIT_TERMINATED
     interrupt = next((c for c in trainer.callbacks if hasattr(c, "interrupted")), None)
     if trainer.is_global_zero:
         print(
@@ -81,6 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             flush=True,
         )
     if interrupt is not None and interrupt.interrupted:
+        print(f"lit-rl: interrupted (Ctrl-C); checkpoint written; {resume_hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
 

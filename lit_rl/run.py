@@ -58,7 +58,7 @@ def build_callbacks(cfg: dict[str, Any], module: OffPolicyModule, run_dir: Path)
         EvalCallback(eval_cfg["every_env_steps"], eval_cfg["episodes"]),
         ModelCheckpoint(
             dirpath=run_dir,
-            filename="step={step}",
+            filename="{step}",
             every_n_train_steps=every_updates,
             save_top_k=ckpt_cfg["keep"],
             monitor="step",
