@@ -12,6 +12,7 @@ import warnings
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 
 def _time_limit_wrappers(env: gym.Env) -> list[gym.wrappers.TimeLimit]:
@@ -23,6 +24,10 @@ def _time_limit_wrappers(env: gym.Env) -> list[gym.wrappers.TimeLimit]:
     return found
 
 
+def _is_mujoco(unwrapped: gym.Env) -> bool:
+    return hasattr(unwrapped, "model") and hasattr(unwrapped, "data")
+
+
 def snapshot_env_state(env: gym.Env) -> dict[str, Any]:
     """A picklable snapshot of `env`'s dynamic state (physics, RNG, elapsed steps)."""
     unwrapped = env.unwrapped
@@ -30,14 +35,15 @@ def snapshot_env_state(env: gym.Env) -> dict[str, Any]:
         "elapsed": [w._elapsed_steps for w in _time_limit_wrappers(env)],
         "np_random": unwrapped.np_random.bit_generator.state,
     }
-    if hasattr(unwrapped, "data") and hasattr(unwrapped, "set_state"):
-        data = unwrapped.data
-        state["mujoco"] = {
-            "qpos": data.qpos.copy(),
-            "qvel": data.qvel.copy(),
-            "act": data.act.copy(),
-            "time": float(data.time),
-        }
+    if _is_mujoco(unwrapped):
+        import mujoco
+
+        # The full integration state (qpos, qvel, act, warm-start accelerations, time...)
+        # so the resumed physics is bit-identical, not just close.
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        buffer = np.empty(mujoco.mj_stateSize(unwrapped.model, spec))
+        mujoco.mj_getState(unwrapped.model, unwrapped.data, buffer, spec)
+        state["mujoco"] = buffer
     else:
         state["pickled"] = pickle.dumps(unwrapped.__dict__)
     return state
@@ -49,10 +55,11 @@ def restore_env_state(env: gym.Env, state: dict[str, Any]) -> None:
     for wrapper, elapsed in zip(_time_limit_wrappers(env), state["elapsed"], strict=False):
         wrapper._elapsed_steps = elapsed
     if "mujoco" in state:
-        mj = state["mujoco"]
-        unwrapped.set_state(mj["qpos"], mj["qvel"])
-        unwrapped.data.act[:] = mj["act"]
-        unwrapped.data.time = mj["time"]
+        import mujoco
+
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        mujoco.mj_setState(unwrapped.model, unwrapped.data, state["mujoco"], spec)
+        mujoco.mj_forward(unwrapped.model, unwrapped.data)
     else:
         try:
             unwrapped.__dict__.update(pickle.loads(state["pickled"]))

@@ -29,6 +29,7 @@ class SAC(OffPolicyModule):
     """
 
     algo_name = "sac"
+    loss_class: type[SACLoss] = SACLoss  # swap in a variant's loss without touching the wiring
 
     def __init__(
         self,
@@ -52,7 +53,7 @@ class SAC(OffPolicyModule):
         hp = self.hparams
         actor = TanhGaussianActor(hp.obs_dim, hp.act_dim, hp.actor_hidden, hp.activation)
         critic = EnsembleQCritic(hp.obs_dim, hp.act_dim, hp.critic_hidden, hp.num_qs, hp.activation)
-        return SACLoss(
+        return self.loss_class(
             actor,
             critic,
             gamma=hp.gamma,
