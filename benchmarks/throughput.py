@@ -38,7 +38,7 @@ class _Clock(pl.Callback):
         self.start_steps = 0
 
     def on_train_batch_end(self, trainer, module, *args) -> None:
-        if self.start is None and module.updates == 1:
+        if self.start is None and module.updates > 0:
             self.start, self.start_steps = time.perf_counter(), module.env_steps
 
     def on_train_end(self, trainer, module) -> None:
@@ -46,18 +46,34 @@ class _Clock(pl.Callback):
         self.steps = module.env_steps - self.start_steps
 
 
-def lit_rl_steps_per_s(env_id: str, warmup: int, steps: int) -> float:
+def lit_rl_steps_per_s(env_id: str, warmup: int, steps: int, per_step: int = 1) -> float:
+    """`per_step` env steps are collected per collector call and as many updates run per
+    Lightning training_step (UTD stays 1)."""
     cfg = load_recipe(
         "recipes/sac_hopper.yaml",
-        [f"env.id={env_id}", f"algo.warmup_steps={warmup}", f"max_env_steps={warmup + steps}",
-         "run_dir=/tmp/lit_rl_bench", "progress_bar=false", "logger=[]", "trainer.accelerator=cpu"],
+        [
+            f"env.id={env_id}",
+            f"algo.warmup_steps={warmup}",
+            f"max_env_steps={warmup + steps}",
+            "run_dir=/tmp/lit_rl_bench",
+            "progress_bar=false",
+            "logger=[]",
+            "trainer.accelerator=cpu",
+            f"algo.frames_per_batch={per_step}",
+            f"algo.updates_per_step={per_step}",
+        ],
     )
     pl.seed_everything(0, verbose=False)
     module = build_module(cfg, "/tmp/lit_rl_bench")
     clock = _Clock()
     trainer = pl.Trainer(
-        max_epochs=-1, logger=False, callbacks=[clock], enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+        max_epochs=-1,
+        logger=False,
+        callbacks=[clock],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
     )
     trainer.fit(module)
     return clock.steps / clock.elapsed
@@ -68,7 +84,9 @@ def plain_steps_per_s(env_id: str, warmup: int, steps: int) -> float:
     torch.manual_seed(0)
     env = make_gym_env(env_id)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    loss = SACLoss(TanhGaussianActor(obs_dim, act_dim, HIDDEN), EnsembleQCritic(obs_dim, act_dim, HIDDEN))
+    loss = SACLoss(
+        TanhGaussianActor(obs_dim, act_dim, HIDDEN), EnsembleQCritic(obs_dim, act_dim, HIDDEN)
+    )
     optimizer = torch.optim.Adam(loss.parameters(), lr=3e-4, fused=True)
     capacity = warmup + steps
     buf = {
@@ -87,18 +105,31 @@ def plain_steps_per_s(env_id: str, warmup: int, steps: int) -> float:
             with torch.no_grad():
                 action = loss.actor.sample(torch.as_tensor(obs, dtype=torch.float32))[0].numpy()
         next_obs, reward, terminated, truncated, _ = env.step(action)
-        for key, value in (("observation", obs), ("action", action), ("next_observation", next_obs),
-                           ("reward", reward), ("terminated", terminated)):
-            buf[key][t] = torch.as_tensor(np.asarray(value, dtype=np.float32) if key != "terminated" else value)
+        for key, value in (
+            ("observation", obs),
+            ("action", action),
+            ("next_observation", next_obs),
+            ("reward", reward),
+            ("terminated", terminated),
+        ):
+            buf[key][t] = torch.as_tensor(
+                np.asarray(value, dtype=np.float32) if key != "terminated" else value
+            )
         obs = next_obs if not (terminated or truncated) else env.reset()[0]
         if t >= warmup:
             if start is None:
                 start = time.perf_counter()
             idx = torch.randint(0, t + 1, (BATCH,))
             batch = TensorDict(
-                {"observation": buf["observation"][idx], "action": buf["action"][idx],
-                 "next": {"observation": buf["next_observation"][idx], "reward": buf["reward"][idx],
-                          "terminated": buf["terminated"][idx]}},
+                {
+                    "observation": buf["observation"][idx],
+                    "action": buf["action"][idx],
+                    "next": {
+                        "observation": buf["next_observation"][idx],
+                        "reward": buf["reward"][idx],
+                        "terminated": buf["terminated"][idx],
+                    },
+                },
                 [BATCH],
             )
             out = loss(batch)
@@ -124,8 +155,15 @@ def sb3_steps_per_s(env_id: str, warmup: int, steps: int) -> float | None:
             return True
 
     clock = Clock()
-    model = SB3SAC("MlpPolicy", gym.make(env_id), learning_starts=warmup, batch_size=BATCH,
-                   policy_kwargs={"net_arch": list(HIDDEN)}, seed=0, device="cpu")
+    model = SB3SAC(
+        "MlpPolicy",
+        gym.make(env_id),
+        learning_starts=warmup,
+        batch_size=BATCH,
+        policy_kwargs={"net_arch": list(HIDDEN)},
+        seed=0,
+        device="cpu",
+    )
     model.learn(warmup + steps, callback=clock)
     return (steps - 1) / (time.perf_counter() - clock.start)
 
@@ -135,16 +173,32 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=["Hopper-v5", "Humanoid-v5"])
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument(
+        "--per-step",
+        type=int,
+        nargs="+",
+        default=[1, 8],
+        help="lit_rl frames_per_batch = updates_per_step settings to measure",
+    )
     args = parser.parse_args()
     print(f"torch threads: {torch.get_num_threads()}, batch {BATCH}, networks {HIDDEN}, UTD 1")
     for env_id in args.envs:
         plain = plain_steps_per_s(env_id, args.warmup, args.steps)
-        ours = lit_rl_steps_per_s(env_id, args.warmup, args.steps)
         sb3 = sb3_steps_per_s(env_id, args.warmup, args.steps)
-        line = f"{env_id:14s} lit_rl {ours:6.1f} steps/s | plain loop {plain:6.1f} | ratio {ours / plain:.3f}"
-        if sb3 is not None:
-            line += f" | SB3 {sb3:6.1f} | lit_rl/SB3 {ours / sb3:.2f}x"
-        print(line, flush=True)
+        print(
+            f"{env_id:14s} plain loop {plain:6.1f} steps/s"
+            + (f" | SB3 {sb3:6.1f} steps/s" if sb3 is not None else ""),
+            flush=True,
+        )
+        for per_step in args.per_step:
+            ours = lit_rl_steps_per_s(env_id, args.warmup, args.steps, per_step)
+            line = (
+                f"{env_id:14s} lit_rl (frames_per_batch = updates_per_step = {per_step}) "
+                f"{ours:6.1f} steps/s | lit_rl/plain {ours / plain:.3f}"
+            )
+            if sb3 is not None:
+                line += f" | lit_rl/SB3 {ours / sb3:.2f}x"
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ EVAL_SEED_OFFSET = 10_000  # keeps eval episodes apart from every rank's trainin
 
 @torch.no_grad()
 def evaluate_policy(env, policy, episodes: int, max_steps: int = 100_000) -> torch.Tensor:
-    """Returns of `episodes` deterministic episodes of `policy` on `env`, as a `[episodes]` tensor."""
+    """Returns of `episodes` deterministic episodes of `policy` on `env`, shape `[episodes]`."""
     returns = []
     with set_exploration_type(ExplorationType.DETERMINISTIC):
         for _ in range(episodes):

@@ -53,7 +53,9 @@ class GracefulInterrupt(pl.Callback):
         self._restore_sigint()
         trainer.save_checkpoint(self.last_path)
         if self.interrupted:
-            rank_zero_info(f"Interrupted ({self.interrupted}); checkpoint written to {self.last_path}")
+            rank_zero_info(
+                f"Interrupted ({self.interrupted}); checkpoint written to {self.last_path}"
+            )
 
     def on_exception(self, trainer, pl_module, exception) -> None:
         self._restore_sigint()

@@ -43,23 +43,33 @@ def _quiet_third_party() -> None:
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
     import torchrl  # noqa: F401 - configures its logger on import; quiet it afterwards
 
-    for name in ("torchrl", "lightning.pytorch.utilities.rank_zero", "lightning.fabric",
-                 "lightning.pytorch.trainer.connectors.checkpoint_connector"):
+    for name in (
+        "torchrl",
+        "lightning.pytorch.utilities.rank_zero",
+        "lightning.fabric",
+        "lightning.pytorch.trainer.connectors.checkpoint_connector",
+    ):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lit-rl", description="Train and evaluate lit_rl recipes.")
+    parser = argparse.ArgumentParser(
+        prog="lit-rl", description="Train and evaluate lit_rl recipes."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train a recipe")
     run.add_argument("recipe", help="path to a recipe YAML file")
     run.add_argument("overrides", nargs="*", help="dot-list overrides such as algo.batch_size=512")
     run.add_argument("--resume", metavar="CKPT", help="continue the experiment saved in CKPT")
-    run.add_argument("--print-config", action="store_true", help="print the resolved recipe and exit")
+    run.add_argument(
+        "--print-config", action="store_true", help="print the resolved recipe and exit"
+    )
     ev = sub.add_parser("eval", help="evaluate a checkpoint with deterministic episodes")
     ev.add_argument("checkpoint")
     ev.add_argument("--episodes", type=int, default=10)
-    ev.add_argument("--seed", type=int, default=None, help="eval env seed (default: the run's seed + 10000)")
+    ev.add_argument(
+        "--seed", type=int, default=None, help="eval env seed (default: the run's seed + 10000)"
+    )
     return parser
 
 
@@ -86,8 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     interrupt = next((c for c in trainer.callbacks if hasattr(c, "interrupted")), None)
     if trainer.is_global_zero:
         print(
-            f"lit-rl: {module.env_steps} env steps, {module.updates} updates; "
-            f"run folder {run_dir}",
+            f"lit-rl: {module.env_steps} env steps, {module.updates} updates; run folder {run_dir}",
             flush=True,
         )
     if interrupt is not None and interrupt.interrupted:

@@ -50,12 +50,30 @@ CHECKPOINT_KEYS = {"every_env_steps": int, "keep": int}
 # Trainer arguments the engine owns: the run's length comes from max_env_steps, and
 # run_dir, logger and callbacks have their own recipe keys.
 RESERVED_TRAINER_KEYS = {
-    "max_epochs", "max_steps", "min_epochs", "min_steps", "max_time", "callbacks",
-    "logger", "default_root_dir", "enable_checkpointing", "enable_progress_bar",
-    "limit_train_batches", "val_check_interval", "check_val_every_n_epoch",
+    "max_epochs",
+    "max_steps",
+    "min_epochs",
+    "min_steps",
+    "max_time",
+    "callbacks",
+    "logger",
+    "default_root_dir",
+    "enable_checkpointing",
+    "enable_progress_bar",
+    "limit_train_batches",
+    "val_check_interval",
+    "check_val_every_n_epoch",
 }
 # Algorithm arguments filled in from elsewhere in the recipe or from the env.
-ENGINE_FILLED_KEYS = {"env_id", "obs_dim", "act_dim", "max_env_steps", "seed", "max_episode_steps", "run_dir"}
+ENGINE_FILLED_KEYS = {
+    "env_id",
+    "obs_dim",
+    "act_dim",
+    "max_env_steps",
+    "seed",
+    "max_episode_steps",
+    "run_dir",
+}
 
 
 def _now(fmt: str = "%Y-%m-%d_%H-%M-%S") -> str:
@@ -93,7 +111,9 @@ def _load_file(path: Path, seen: tuple[Path, ...] = ()) -> DictConfig:
         defaults = [defaults]
     merged = OmegaConf.create({})
     for item in defaults:
-        merged = OmegaConf.merge(merged, _load_file(path.parent / str(item), (*seen, path.resolve())))
+        merged = OmegaConf.merge(
+            merged, _load_file(path.parent / str(item), (*seen, path.resolve()))
+        )
     return OmegaConf.merge(merged, raw)
 
 
@@ -203,7 +223,9 @@ def validate(cfg: dict[str, Any], source: str = "recipe") -> None:
     algo = dict(cfg["algo"])
     name = algo.pop("name", None)
     if name not in ALGORITHMS:
-        raise ConfigError(f"{source}: unknown algo.name {name!r}; available: {', '.join(sorted(ALGORITHMS))}")
+        raise ConfigError(
+            f"{source}: unknown algo.name {name!r}; available: {', '.join(sorted(ALGORITHMS))}"
+        )
     _check_section("algo", algo, algorithm_schema(ALGORITHMS[name]), source)
     trainer = cfg.get("trainer", {})
     if isinstance(trainer, dict):

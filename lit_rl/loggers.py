@@ -29,7 +29,9 @@ def _logger_class(name: str) -> type:
             return getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError):
             raise ConfigError(f"cannot import logger class '{name}'") from None
-    raise ConfigError(f"unknown logger '{name}'; choose from {', '.join(LOGGERS)} or give a class path")
+    raise ConfigError(
+        f"unknown logger '{name}'; choose from {', '.join(LOGGERS)} or give a class path"
+    )
 
 
 def make_loggers(specs: list[Any], run_dir: str | Path) -> list[pl_loggers.Logger]:
@@ -56,7 +58,9 @@ def make_loggers(specs: list[Any], run_dir: str | Path) -> list[pl_loggers.Logge
         try:
             loggers.append(cls(**options))
         except (ModuleNotFoundError, ImportError) as err:
-            raise ConfigError(f"logger '{name}' needs a package that is not installed: {err}") from None
+            raise ConfigError(
+                f"logger '{name}' needs a package that is not installed: {err}"
+            ) from None
         except TypeError as err:
             raise ConfigError(f"logger '{name}': {err}") from None
     return loggers

@@ -49,11 +49,15 @@ def build_module(cfg: dict[str, Any], run_dir: Path) -> OffPolicyModule:
     )
 
 
-def build_callbacks(cfg: dict[str, Any], module: OffPolicyModule, run_dir: Path) -> list[pl.Callback]:
+def build_callbacks(
+    cfg: dict[str, Any], module: OffPolicyModule, run_dir: Path
+) -> list[pl.Callback]:
     eval_cfg = {"every_env_steps": 5000, "episodes": 5, **cfg.get("eval", {})}
     ckpt_cfg = {"every_env_steps": 10_000, "keep": 1, **cfg.get("checkpoint", {})}
     utd = module.hparams.utd_ratio
-    every_updates = max(1, round(ckpt_cfg["every_env_steps"] * utd))
+    per_step = module.hparams.updates_per_step
+    # global_step moves updates_per_step at a time: keep the period a multiple of it
+    every_updates = max(1, round(ckpt_cfg["every_env_steps"] * utd / per_step)) * per_step
     callbacks: list[pl.Callback] = [
         EvalCallback(eval_cfg["every_env_steps"], eval_cfg["episodes"]),
         ModelCheckpoint(

@@ -1,7 +1,7 @@
 """Run a small recipe under DDP and dump each rank's weights and counters (used by test_ddp.py).
 
 Lightning's DDP launcher re-executes this script once per extra rank.
-usage: python ddp_script.py RUN_DIR MAX_ENV_STEPS [CKPT]
+usage: python ddp_script.py RUN_DIR MAX_ENV_STEPS [CKPT|-] [OVERRIDES...]
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import PENDULUM, small_overrides  # noqa: E402
 
+from lit_rl import run as run_module  # noqa: E402
 from lit_rl.config import load_recipe  # noqa: E402
 from lit_rl.run import build_callbacks  # noqa: E402
-from lit_rl import run as run_module  # noqa: E402
 
 
 class DumpRankState(pl.Callback):
@@ -40,7 +40,8 @@ class DumpRankState(pl.Callback):
 
 def main() -> None:
     run_dir, max_env_steps = Path(sys.argv[1]), int(sys.argv[2])
-    resume = sys.argv[3] if len(sys.argv) > 3 else None
+    resume = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] != "-" else None
+    extra = sys.argv[4:]
     cfg = load_recipe(
         PENDULUM,
         small_overrides(
@@ -50,6 +51,7 @@ def main() -> None:
             "trainer.accelerator=cpu",
             "trainer.devices=2",
             "trainer.strategy=ddp",
+            *extra,
         ),
     )
     original = run_module.build_callbacks

@@ -11,8 +11,14 @@ from lit_rl.cli import main
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        ([PENDULUM, "env.id=Pendulum-v2"], "unknown env id 'Pendulum-v2'; did you mean Pendulum-v1"),
-        ([PENDULUM, "algo.batch_sise=64"], "unknown key 'algo.batch_sise' (did you mean 'batch_size'?)"),
+        (
+            [PENDULUM, "env.id=Pendulum-v2"],
+            "unknown env id 'Pendulum-v2'; did you mean Pendulum-v1",
+        ),
+        (
+            [PENDULUM, "algo.batch_sise=64"],
+            "unknown key 'algo.batch_sise' (did you mean 'batch_size'?)",
+        ),
         ([PENDULUM, "sed=3"], "unknown key 'recipe.sed' (did you mean 'seed'?)"),
         ([PENDULUM, "seed=abc"], "'recipe.seed' must be int, got 'abc'"),
         ([PENDULUM, "algo.actor_lr=fast"], "'algo.actor_lr' must be float, got 'fast'"),
@@ -20,7 +26,10 @@ from lit_rl.cli import main
         ([PENDULUM, "logger=[csv,wandbb]"], "unknown logger 'wandbb'"),
         ([PENDULUM, "algo.name=ppo"], "unknown algo.name 'ppo'; available: sac"),
         ([PENDULUM, "trainer.max_steps=10"], "'trainer.max_steps' is set by lit_rl"),
-        ([PENDULUM, "trainer.devises=2"], "unknown key 'trainer.devises' (did you mean 'devices'?)"),
+        (
+            [PENDULUM, "trainer.devises=2"],
+            "unknown key 'trainer.devises' (did you mean 'devices'?)",
+        ),
         ([PENDULUM, "seed"], "override 'seed' must look like key=value"),
         ([PENDULUM, "--resume", "missing.ckpt"], "checkpoint to resume not found: missing.ckpt"),
     ],
@@ -37,7 +46,9 @@ def test_console_script_prints_no_traceback():
     result = run_cli("run", PENDULUM, "env.id=Hoper-v5")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert result.stderr.strip().startswith("lit-rl: error: unknown env id 'Hoper-v5'; did you mean Hopper-v5")
+    assert result.stderr.strip().startswith(
+        "lit-rl: error: unknown env id 'Hoper-v5'; did you mean Hopper-v5"
+    )
     assert len(result.stderr.strip().splitlines()) == 1
 
 

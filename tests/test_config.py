@@ -17,7 +17,14 @@ RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
 
 def test_every_recipe_loads_and_validates():
     names = {p.stem for p in RECIPES}
-    assert {"sac_pendulum", "sac_hopper", "sac_halfcheetah", "sac_walker2d", "sac_ant", "sac_humanoid"} <= names
+    assert {
+        "sac_pendulum",
+        "sac_hopper",
+        "sac_halfcheetah",
+        "sac_walker2d",
+        "sac_ant",
+        "sac_humanoid",
+    } <= names
     for path in RECIPES:
         cfg = load_recipe(path)
         assert cfg["name"] == path.stem

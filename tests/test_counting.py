@@ -49,7 +49,9 @@ def test_counts_do_not_depend_on_the_number_of_optimizers(small, monkeypatch):
     )
     assert module.env_steps == 300
     assert module.updates == 200
-    assert trainer.global_step == 600  # the Lightning counter would have stopped a max_steps run early
+    assert (
+        trainer.global_step == 600
+    )  # the Lightning counter would have stopped a max_steps run early
 
 
 def test_warmup_collects_before_the_first_update(small):

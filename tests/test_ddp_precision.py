@@ -12,10 +12,8 @@ from conftest import small_overrides, train
 SCRIPT = Path(__file__).parent / "ddp_script.py"
 
 
-def run_ddp(run_dir: Path, max_env_steps: int, ckpt: Path | None = None) -> list[dict]:
-    args = [sys.executable, str(SCRIPT), str(run_dir), str(max_env_steps)]
-    if ckpt is not None:
-        args.append(str(ckpt))
+def run_ddp(run_dir: Path, max_env_steps: int, ckpt: Path | None = None, *extra: str) -> list[dict]:
+    args = [sys.executable, str(SCRIPT), str(run_dir), str(max_env_steps), str(ckpt or "-"), *extra]
     result = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return [torch.load(run_dir / f"dump_rank{r}.pt", weights_only=False) for r in (0, 1)]
@@ -46,8 +44,18 @@ def test_ddp_two_ranks_identical_weights_global_counts_and_one_checkpoint_resume
     assert_same_weights(rank0["state_dict"], rank1["state_dict"])
 
 
+def test_ddp_with_several_updates_per_training_step(tmp_path):
+    rank0, rank1 = run_ddp(
+        tmp_path, 600, None, "algo.updates_per_step=4", "algo.frames_per_batch=4"
+    )
+    assert rank0["updates"] == rank1["updates"] == 200 and rank0["env_steps"] == 600
+    assert_same_weights(rank0["state_dict"], rank1["state_dict"])
+
+
 def test_bf16_mixed_precision_trains_on_cpu(tmp_path):
-    trainer, module, _ = train(small_overrides(tmp_path, "max_env_steps=300", "trainer.precision=bf16-mixed"))
+    trainer, module, _ = train(
+        small_overrides(tmp_path, "max_env_steps=300", "trainer.precision=bf16-mixed")
+    )
     assert trainer.precision == "bf16-mixed"
     assert module.updates == 200
     assert all(torch.isfinite(p).all() for p in module.parameters())

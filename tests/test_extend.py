@@ -6,7 +6,6 @@ import inspect
 import math
 
 import pytest
-
 import torch
 from conftest import small_overrides, train
 

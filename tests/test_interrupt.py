@@ -22,7 +22,9 @@ LONG_RUN = "max_env_steps=100000"
 def start_run(tmp_path: Path, *extra: str) -> subprocess.Popen:
     exe = Path(sys.executable).parent / "lit-rl"
     args = [str(exe), "run", PENDULUM, *small_overrides(tmp_path, LONG_RUN, *extra)]
-    return subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def wait_for(predicate, timeout: float = 120.0) -> None:
@@ -40,7 +42,9 @@ def saved_counters(ckpt: Path) -> dict:
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_writes_a_checkpoint_that_resumes(tmp_path, sig, code):
     proc = start_run(tmp_path)
-    wait_for(lambda: any((tmp_path / "replay").glob("*.pt")) if (tmp_path / "replay").exists() else False)
+    wait_for(
+        lambda: any((tmp_path / "replay").glob("*.pt")) if (tmp_path / "replay").exists() else False
+    )
     time.sleep(1.0)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
@@ -80,15 +84,27 @@ class ExplodingSAC(SAC):
     def update(self, batch):
         if self.updates == 120:
             batch = batch.clone()
-            batch.set(("next", "reward"), torch.full_like(batch.get(("next", "reward")), float("nan")))
+            batch.set(
+                ("next", "reward"), torch.full_like(batch.get(("next", "reward")), float("nan"))
+            )
         return super().update(batch)
 
 
-def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(
+    tmp_path, capsys, monkeypatch
+):
     monkeypatch.setitem(ALGORITHMS, "exploding_sac", ExplodingSAC)
     code = main(
-        ["run", PENDULUM, *small_overrides(tmp_path, "max_env_steps=1000", "algo.name=exploding_sac",
-                                           "checkpoint.every_env_steps=50")]
+        [
+            "run",
+            PENDULUM,
+            *small_overrides(
+                tmp_path,
+                "max_env_steps=1000",
+                "algo.name=exploding_sac",
+                "checkpoint.every_env_steps=50",
+            ),
+        ]
     )
     err = capsys.readouterr().err
     assert code == 3

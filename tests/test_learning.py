@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from conftest import train
-
 from lit_rl.callbacks import EvalCallback
 
 THRESHOLD = -250.0
@@ -12,7 +11,13 @@ THRESHOLD = -250.0
 
 def final_eval_return(tmp_path, seed: int) -> float:
     trainer, module, _ = train(
-        [f"seed={seed}", f"run_dir={tmp_path}", "progress_bar=false", "logger=[csv]", "eval.episodes=10"]
+        [
+            f"seed={seed}",
+            f"run_dir={tmp_path}",
+            "progress_bar=false",
+            "logger=[csv]",
+            "eval.episodes=10",
+        ]
     )
     assert module.env_steps == 10_000
     evaluation = next(c for c in trainer.callbacks if isinstance(c, EvalCallback))

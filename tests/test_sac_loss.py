@@ -32,7 +32,9 @@ def make_batch(batch: int = B) -> TensorDict:
 
 def make_loss(**kwargs) -> SACLoss:
     torch.manual_seed(1)
-    return SACLoss(TanhGaussianActor(OBS, ACT, (16, 16)), EnsembleQCritic(OBS, ACT, (16, 16)), **kwargs)
+    return SACLoss(
+        TanhGaussianActor(OBS, ACT, (16, 16)), EnsembleQCritic(OBS, ACT, (16, 16)), **kwargs
+    )
 
 
 def direct_q(critic: EnsembleQCritic, obs, act, head: int) -> torch.Tensor:
@@ -77,12 +79,15 @@ def test_losses_equal_direct_formula():
     term = td["next", "terminated"].squeeze(-1).float()
     a_next, logp_next = direct_sample(loss.actor, next_obs, noise_next)
     q_next = torch.minimum(
-        direct_q(loss.target_critic, next_obs, a_next, 0), direct_q(loss.target_critic, next_obs, a_next, 1)
+        direct_q(loss.target_critic, next_obs, a_next, 0),
+        direct_q(loss.target_critic, next_obs, a_next, 1),
     )
     y = scale * r + gamma * (1 - term) * (q_next - alpha0 * logp_next)
     critic_loss = 0.5 * sum(((direct_q(loss.critic, obs, act, h) - y) ** 2).mean() for h in (0, 1))
     a_new, logp_new = direct_sample(loss.actor, obs, noise_now)
-    q_new = torch.minimum(direct_q(loss.critic, obs, a_new, 0), direct_q(loss.critic, obs, a_new, 1))
+    q_new = torch.minimum(
+        direct_q(loss.critic, obs, a_new, 0), direct_q(loss.critic, obs, a_new, 1)
+    )
     actor_loss = (alpha0 * logp_new - q_new).mean()
     alpha_loss = -(math.log(alpha0) * (logp_new + (-ACT))).mean()
 
@@ -108,7 +113,9 @@ def test_each_loss_reaches_only_its_own_parameters(loss_key, owner):
     }
     for name, params in groups.items():
         touched = any(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
-        assert touched == (name == owner), f"{loss_key} {'missed' if name == owner else 'reached'} {name}"
+        assert touched == (name == owner), (
+            f"{loss_key} {'missed' if name == owner else 'reached'} {name}"
+        )
     assert all(not p.requires_grad for p in loss.target_critic.parameters())
 
 

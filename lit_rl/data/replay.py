@@ -15,7 +15,9 @@ from torchrl.data import LazyTensorStorage, ReplayBuffer
 from torchrl.data.replay_buffers.samplers import RandomSampler
 
 
-def make_replay_buffer(capacity: int, batch_size: int, device: torch.device | str = "cpu") -> ReplayBuffer:
+def make_replay_buffer(
+    capacity: int, batch_size: int, device: torch.device | str = "cpu"
+) -> ReplayBuffer:
     """A uniform replay buffer of `capacity` transitions sampling `batch_size` at a time."""
     return ReplayBuffer(
         storage=LazyTensorStorage(capacity, device=device),

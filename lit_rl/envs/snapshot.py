@@ -64,5 +64,7 @@ def restore_env_state(env: gym.Env, state: dict[str, Any]) -> None:
         try:
             unwrapped.__dict__.update(pickle.loads(state["pickled"]))
         except Exception as err:  # noqa: BLE001 - best effort, a reset is a safe fallback
-            warnings.warn(f"could not restore env state ({err}); the episode restarts", stacklevel=2)
+            warnings.warn(
+                f"could not restore env state ({err}); the episode restarts", stacklevel=2
+            )
     unwrapped.np_random.bit_generator.state = state["np_random"]

@@ -1,9 +1,9 @@
 """The off-policy engine: one loop for every algorithm that learns from a replay buffer.
 
-Each `training_step` performs exactly one gradient update. Before it, the engine
-collects env steps through a TorchRL `Collector` until the update is "due" under the
-update-to-data ratio, so `trainer.global_step` (with one optimizer) equals the update
-count and DDP sees one forward/backward per step. The run stops itself once
+Each `training_step` performs `updates_per_step` (default 1) gradient updates. Before
+each, the engine collects env steps through a TorchRL `Collector` until the update is
+"due" under the update-to-data ratio, so `trainer.global_step` (with one optimizer)
+equals the update count. The run stops itself once
 `max_env_steps` env steps (summed over ranks) are collected and their updates done.
 
 Subclasses provide (see docs/extending.md):
@@ -81,6 +81,9 @@ class OffPolicyModule(pl.LightningModule):
         seed: base seed; rank r's env uses `seed + r`.
         max_episode_steps: overrides the env's time limit.
         log_every_updates: updates between logged training metrics.
+        updates_per_step: updates per Lightning `training_step`; >1 amortises the
+            Lightning loop's fixed cost (about 0.5 ms a step). Use it with
+            `frames_per_batch` equal to it to also amortise the collector's cost.
         run_dir: where per-rank replay/env state is written beside checkpoints.
     """
 
@@ -103,6 +106,7 @@ class OffPolicyModule(pl.LightningModule):
         seed: int = 0,
         max_episode_steps: int | None = None,
         log_every_updates: int = 100,
+        updates_per_step: int = 1,
         run_dir: str | None = None,
     ) -> None:
         super().__init__()
@@ -223,23 +227,29 @@ class OffPolicyModule(pl.LightningModule):
             self.last_episode_return = float(returns[-1])
         return rollout
 
+    def collect_until_update_due(self) -> bool:
+        """Collect until the UTD ratio asks for another update; False once the budget is spent."""
+        while self.updates >= self.updates_due():
+            if self.budget_spent():
+                return False
+            self.collect()
+        return True
+
     def training_step(self, batch: Any, batch_idx: int) -> None:
         if self._pending_rng is not None:
             # Restored here, after Lightning built the dataloader iterator (which draws
             # from the torch RNG), so a resumed run draws exactly what the original did.
             run_state.set_rng_state(self._pending_rng)
             self._pending_rng = None
-        while self.updates >= self.updates_due():
-            if self.budget_spent():
+        for _ in range(self.hparams.updates_per_step):
+            if not self.collect_until_update_due():
                 self.trainer.should_stop = True
                 return None
-            self.collect()
-        sample = self.replay_buffer.sample()
-        losses = self.update(sample)
-        self.updates += 1
-        self.after_update()
-        if self.updates % self.hparams.log_every_updates == 0:
-            self.log_training(losses)
+            losses = self.update(self.replay_buffer.sample())
+            self.updates += 1
+            self.after_update()
+            if self.updates % self.hparams.log_every_updates == 0:
+                self.log_training(losses)
         if self.budget_spent() and self.updates >= self.updates_due():
             self.trainer.should_stop = True
         return None
@@ -342,6 +352,6 @@ class OffPolicyModule(pl.LightningModule):
                 f"trainer.devices x trainer.num_nodes = {saved['world_size']}"
             )
         base_dir = Path(ckpt_path).parent
-        self._pending_rank_state = run_state.read_rank_state(base_dir, self.global_rank, self.updates)
-
-
+        self._pending_rank_state = run_state.read_rank_state(
+            base_dir, self.global_rank, self.updates
+        )

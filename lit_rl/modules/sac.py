@@ -71,7 +71,11 @@ class SAC(OffPolicyModule):
         loss = self.loss_module
         groups = [
             {"params": list(loss.actor.parameters()), "lr": self.hparams.actor_lr, "name": "actor"},
-            {"params": list(loss.critic.parameters()), "lr": self.hparams.critic_lr, "name": "critic"},
+            {
+                "params": list(loss.critic.parameters()),
+                "lr": self.hparams.critic_lr,
+                "name": "critic",
+            },
             {"params": [loss.log_alpha], "lr": self.hparams.alpha_lr, "name": "alpha"},
         ]
         return torch.optim.Adam(groups, fused=True)

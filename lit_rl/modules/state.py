@@ -45,7 +45,9 @@ def rank_state_name(rank: int, updates: int) -> str:
     return f"{STATE_DIR}/rank{rank}-u{updates:010d}.pt"
 
 
-def write_rank_state(run_dir: str | os.PathLike, rank: int, updates: int, state: dict[str, Any]) -> str:
+def write_rank_state(
+    run_dir: str | os.PathLike, rank: int, updates: int, state: dict[str, Any]
+) -> str:
     """Atomically write this rank's state and prune old generations; return the relative path."""
     relative = rank_state_name(rank, updates)
     path = Path(run_dir) / relative

@@ -24,7 +24,11 @@ class TanhGaussianActor(nn.Module):
     """
 
     def __init__(
-        self, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int] = (256, 256), act: str = "relu"
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden_sizes: Sequence[int] = (256, 256),
+        act: str = "relu",
     ) -> None:
         super().__init__()
         self.obs_dim, self.act_dim = obs_dim, act_dim

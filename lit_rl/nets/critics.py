@@ -30,7 +30,8 @@ class EnsembleQCritic(nn.Module):
         self.num_qs = num_qs
         sizes = [obs_dim + act_dim, *hidden_sizes, 1]
         self.layers = nn.ModuleList(
-            EnsembleLinear(num_qs, n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:])
+            EnsembleLinear(num_qs, n_in, n_out)
+            for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)
         )
         self.act = activation(act)()
 

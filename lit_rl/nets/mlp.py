@@ -22,10 +22,14 @@ def activation(name: str) -> type[nn.Module]:
     try:
         return ACTIVATIONS[name]
     except KeyError:
-        raise ValueError(f"unknown activation '{name}'; choose one of {sorted(ACTIVATIONS)}") from None
+        raise ValueError(
+            f"unknown activation '{name}'; choose one of {sorted(ACTIVATIONS)}"
+        ) from None
 
 
-def make_mlp(in_dim: int, out_dim: int, hidden_sizes: Sequence[int], act: str = "relu") -> nn.Sequential:
+def make_mlp(
+    in_dim: int, out_dim: int, hidden_sizes: Sequence[int], act: str = "relu"
+) -> nn.Sequential:
     """`[*B, in_dim] -> [*B, out_dim]` with `act` after every hidden layer."""
     layers: list[nn.Module] = []
     last = in_dim

@@ -40,7 +40,9 @@ def _column(td: TensorDictBase, key, batch: int) -> torch.Tensor:
     """A `[B, 1]` or `[B]` entry as `[B]`, refusing anything else (no silent broadcasting)."""
     value = td.get(key)
     if value.shape not in ((batch,), (batch, 1)):
-        raise ValueError(f"expected {key} of shape [{batch}, 1] or [{batch}], got {tuple(value.shape)}")
+        raise ValueError(
+            f"expected {key} of shape [{batch}, 1] or [{batch}], got {tuple(value.shape)}"
+        )
     return value.reshape(batch)
 
 
@@ -99,7 +101,9 @@ class SACLoss(nn.Module):
             next_action, next_log_prob = self.actor.sample(next_obs)
             next_q = self.target_critic(next_obs, next_action).min(dim=0).values
             soft_next_value = next_q - self.alpha * next_log_prob
-            target_q = self.reward_scale * reward + self.gamma * (1.0 - terminated) * soft_next_value
+            target_q = (
+                self.reward_scale * reward + self.gamma * (1.0 - terminated) * soft_next_value
+            )
         q = self.critic(obs, td.get(self.keys.action))
         loss = 0.5 * (q - target_q.unsqueeze(0)).pow(2).mean(dim=1).sum()
         return loss, {"q_mean": q.detach().mean(), "target_q_mean": target_q.mean()}
