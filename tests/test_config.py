@@ -71,3 +71,28 @@ def test_lightning_console_script_handles_other_subcommands():
     except ImportError:
         assert result.returncode == 2
         assert "lightning-sdk" in result.stderr and "lightning run RECIPE.yaml" in result.stderr
+
+
+def test_lightning_run_trains_the_hopper_recipe_from_the_command_line(tmp_path):
+    exe = Path(sys.executable).parent / "lightning"
+    result = subprocess.run(
+        [
+            str(exe),
+            "run",
+            "recipes/sac_hopper.yaml",
+            "max_env_steps=300",
+            "algo.warmup_steps=200",
+            "algo.batch_size=64",
+            f"run_dir={tmp_path}",
+            "eval.episodes=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"lit-rl: run folder {tmp_path}" in result.stdout
+    assert "lit-rl: 300 env steps, 100 updates" in result.stdout
+    assert "SAC Hopper-v5" in result.stderr and "300/300" in result.stderr  # bar counts env steps
+    assert (tmp_path / "last.ckpt").is_file() and (tmp_path / "metrics.csv").is_file()

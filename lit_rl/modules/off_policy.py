@@ -196,6 +196,9 @@ class OffPolicyModule(pl.LightningModule):
             init_random_frames=warmup_local,
             policy_device=self.device,
             storing_device=self.device,
+            # The batch is copied into the replay buffer at once, so the collector may
+            # hand out its own buffer instead of a fresh clone every step.
+            return_same_td=True,
         )
         self._collector_iter = None
         if self._pending_rank_state is not None:

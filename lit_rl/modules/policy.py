@@ -27,7 +27,7 @@ class GaussianActing(nn.Module):
         if exploration_type() in _DETERMINISTIC:
             action = self.actor.mode(observation)
         else:
-            action, _ = self.actor.sample(observation)
+            action = self.actor.explore(observation)
         return action.float()
 
 

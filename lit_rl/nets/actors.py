@@ -46,6 +46,11 @@ class TanhGaussianActor(nn.Module):
         pre_tanh = mean + log_std.exp() * noise
         return torch.tanh(pre_tanh), squashed_gaussian_log_prob(noise, log_std, pre_tanh)
 
+    def explore(self, observation: torch.Tensor) -> torch.Tensor:
+        """An action sample without its log-probability: the cheaper path for acting."""
+        mean, log_std = self.distribution_params(observation)
+        return torch.tanh(torch.addcmul(mean, log_std.exp(), torch.randn_like(mean)))
+
     def mode(self, observation: torch.Tensor) -> torch.Tensor:
         """The deterministic action `tanh(mu(s))` used for evaluation."""
         mean, _ = self.distribution_params(observation)
