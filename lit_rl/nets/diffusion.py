@@ -1,0 +1,186 @@
+"""Diffusion policies: noise schedules, the epsilon network and batched DDPM sampling.
+
+Shared by the algorithms that act with a denoising diffusion model (DPMD and SDAC; later
+consistency and planning priors). Notation follows Ho et al. 2020 (DDPM): `beta_t`,
+`alpha_t = 1 - beta_t`, `alpha_bar_t = prod_{s<=t} alpha_s`, with `t = 0..T-1`.
+Actions live in [-1, 1]^d.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from lit_rl.nets.mlp import make_mlp
+
+MAX_BETA = 0.999  # keeps alpha_t > 0 (Nichol & Dhariwal 2021, section 3.2)
+
+
+def linear_beta_schedule(
+    num_steps: int, beta_start: float = 1e-4, beta_end: float = MAX_BETA, scale: float = 0.8
+) -> torch.Tensor:
+    """`scale * linspace(beta_start, beta_end, T)`: the schedule of the released DPMD/SDAC code."""
+    return scale * torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64)
+
+
+def cosine_beta_schedule(num_steps: int, offset: float = 0.008) -> torch.Tensor:
+    """Nichol & Dhariwal's cosine schedule: `alpha_bar(t) = cos^2((t/T + s) / (1 + s) * pi/2)`."""
+    steps = torch.arange(num_steps + 1, dtype=torch.float64) / num_steps
+    alpha_bar = torch.cos((steps + offset) / (1 + offset) * math.pi / 2) ** 2
+    betas = 1 - alpha_bar[1:] / alpha_bar[:-1]
+    return betas.clamp(max=MAX_BETA)
+
+
+SCHEDULES: dict[str, Callable[[int], torch.Tensor]] = {
+    "linear": linear_beta_schedule,
+    "cosine": cosine_beta_schedule,
+}
+
+
+class DiffusionSchedule(nn.Module):
+    """Constants of a discrete diffusion process, as buffers (they follow `.to(device)`)."""
+
+    def __init__(self, betas: torch.Tensor) -> None:
+        super().__init__()
+        betas = betas.to(torch.float64)
+        alphas = 1 - betas
+        alpha_bars = torch.cumprod(alphas, 0)
+        alpha_bars_prev = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bars[:-1]])
+        self.num_steps = len(betas)
+        for name, value in {
+            "betas": betas,
+            "alpha_bars": alpha_bars,
+            "sqrt_alpha_bars": alpha_bars.sqrt(),
+            "sqrt_one_minus_alpha_bars": (1 - alpha_bars).sqrt(),
+            # posterior q(a_{t-1} | a_t, a_0) = N(c0 * a_0 + ct * a_t, var)  (DDPM eq. 6-7)
+            "posterior_coef_x0": betas * alpha_bars_prev.sqrt() / (1 - alpha_bars),
+            "posterior_coef_xt": (1 - alpha_bars_prev) * alphas.sqrt() / (1 - alpha_bars),
+            "posterior_std": (betas * (1 - alpha_bars_prev) / (1 - alpha_bars)).sqrt(),
+        }.items():
+            self.register_buffer(name, value.float(), persistent=False)
+
+    @classmethod
+    def make(cls, name: str, num_steps: int) -> DiffusionSchedule:
+        if name not in SCHEDULES:
+            raise ValueError(f"unknown noise schedule '{name}'; choose one of {sorted(SCHEDULES)}")
+        return cls(SCHEDULES[name](num_steps))
+
+    def q_sample(self, a0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """`a_t = sqrt(alpha_bar_t) a_0 + sqrt(1 - alpha_bar_t) noise`; `t` is `[*B]` of ints."""
+        return (
+            self.sqrt_alpha_bars[t].unsqueeze(-1) * a0
+            + self.sqrt_one_minus_alpha_bars[t].unsqueeze(-1) * noise
+        )
+
+
+class SinusoidalTimeEmbedding(nn.Module):
+    """`t [*B] -> [*B, out_dim]`: sinusoidal features (`dim`) then a 2-layer Mish MLP."""
+
+    def __init__(self, dim: int = 16, hidden: int = 32, out_dim: int = 16) -> None:
+        super().__init__()
+        half = dim // 2
+        frequencies = torch.exp(-math.log(10_000.0) * torch.arange(half) / max(half - 1, 1))
+        self.register_buffer("frequencies", frequencies, persistent=False)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.Mish(), nn.Linear(hidden, out_dim))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        angles = t.float().unsqueeze(-1) * self.frequencies
+        return self.mlp(torch.cat([angles.sin(), angles.cos()], dim=-1))
+
+
+class EpsilonNetwork(nn.Module):
+    """`eps_theta(a_t, s, t)`: an MLP over `concat(s, a_t, time embedding)`.
+
+    Shapes: `observation [*B, obs_dim]`, `noisy_action [*B, act_dim]`, `t [*B]`
+    -> `[*B, act_dim]`. Defaults follow the DPMD/SDAC paper: 3x256 Mish, time embedding
+    sinusoidal 16 -> 32 -> 16.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden_sizes: Sequence[int] = (256, 256, 256),
+        act: str = "mish",
+        time_dim: int = 16,
+    ) -> None:
+        super().__init__()
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.time_embedding = SinusoidalTimeEmbedding(time_dim, 2 * time_dim, time_dim)
+        self.net = make_mlp(obs_dim + act_dim + time_dim, act_dim, hidden_sizes, act)
+
+    def forward(
+        self, observation: torch.Tensor, noisy_action: torch.Tensor, t: torch.Tensor
+    ) -> torch.Tensor:
+        features = torch.cat([observation, noisy_action, self.time_embedding(t)], dim=-1)
+        return self.net(features)
+
+
+class DiffusionPolicy(nn.Module):
+    """A DDPM over actions conditioned on the state.
+
+    Args:
+        eps_net: the noise predictor.
+        schedule: the diffusion constants (T steps).
+        init_noise_scale: `a_T ~ init_noise_scale * N(0, I)` (0.5 in the released code).
+    """
+
+    def __init__(
+        self, eps_net: EpsilonNetwork, schedule: DiffusionSchedule, init_noise_scale: float = 0.5
+    ) -> None:
+        super().__init__()
+        self.eps_net = eps_net
+        self.schedule = schedule
+        self.init_noise_scale = init_noise_scale
+
+    @property
+    def act_dim(self) -> int:
+        return self.eps_net.act_dim
+
+    def sample(self, observation: torch.Tensor, num_samples: int = 1) -> torch.Tensor:
+        """Ancestral DDPM sampling with the x0-prediction clipped to [-1, 1] at every step.
+
+        `observation [B, obs_dim] -> actions [B, num_samples, act_dim]`. All candidates of
+        all states go through the network together: one forward per denoising step.
+        """
+        batch = observation.shape[0]
+        obs = observation.unsqueeze(1).expand(batch, num_samples, observation.shape[-1])
+        obs = obs.reshape(batch * num_samples, -1)
+        action = self.init_noise_scale * torch.randn(
+            batch * num_samples, self.act_dim, device=obs.device
+        )
+        sched = self.schedule
+        for step in reversed(range(sched.num_steps)):
+            t = torch.full((batch * num_samples,), step, device=obs.device, dtype=torch.long)
+            eps = self.eps_net(obs, action, t).to(action.dtype)
+            a0 = (
+                (action - sched.sqrt_one_minus_alpha_bars[step] * eps) / sched.sqrt_alpha_bars[step]
+            ).clamp(-1, 1)
+            mean = sched.posterior_coef_x0[step] * a0 + sched.posterior_coef_xt[step] * action
+            action = (
+                mean + sched.posterior_std[step] * torch.randn_like(action) if step > 0 else mean
+            )
+        return action.clamp(-1, 1).reshape(batch, num_samples, self.act_dim)
+
+    def denoising_loss_terms(
+        self, observation: torch.Tensor, a0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor
+    ) -> torch.Tensor:
+        """Per-sample `||eps_theta(a_t, s, t) - noise||^2` with `a_t = q_sample(a0, t, noise)`."""
+        noisy = self.schedule.q_sample(a0, t, noise)
+        return (self.eps_net(observation, noisy, t) - noise).pow(2).sum(-1)
+
+
+def best_of_n(candidates: torch.Tensor, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pick per state the candidate with the highest score.
+
+    `candidates [B, N, act_dim]`, `scores [B, N]` -> (`actions [B, act_dim]`, `index [B]`).
+    """
+    if scores.shape != candidates.shape[:2]:
+        raise ValueError(
+            f"scores {tuple(scores.shape)} do not match candidates {tuple(candidates.shape)}"
+        )
+    index = scores.argmax(dim=1)
+    return candidates[torch.arange(candidates.shape[0], device=candidates.device), index], index
