@@ -1,0 +1,249 @@
+"""Reweighted Score Matching (RSM) losses for diffusion policies: DPMD and SDAC.
+
+Ma, Chen, Wang, Li, Dai, "Efficient Online Reinforcement Learning for Diffusion Policy",
+ICML 2025 (arXiv 2502.00361). Denoising score matching needs samples of the target
+policy, which online RL does not have; RSM reweights the DSM loss so its minimiser is
+still the target's score while samples come from a tractable distribution.
+
+* DPMD (policy mirror descent, target `pi_new ~ pi_old * exp(Q / lambda)`):
+  `L = E[w(s, a0) ||eps_theta(a_t, s, t) - eps||^2]`, `a0` from the acting rule,
+  `w = exp(clip((Q - mu) / sigma, -3, 3) / lambda)` with running `mu`, `sigma` of Q.
+* SDAC (max-entropy target `pi ~ exp(Q / lambda)`, reverse sampling): for `a_t` noised
+  from an acting-rule action, draw M reverse samples `eps_i`,
+  `a0_i = clip((a_t - sqrt(1 - ab_t) eps_i) / sqrt(ab_t), -1, 1)`,
+  `w_i = softmax_i(Q(s, a0_i) / lambda)`, `L = E[sum_i w_i ||eps_theta(a_t, s, t) - eps_i||^2]`.
+
+Both critics are twin Q-networks trained to `y = reward_scale * r + gamma (1 - term)
+min Q_targ(s', a')` with `a'` from the acting rule and no entropy term. Q of an action
+is the min over the critic ensemble.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Literal
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from torch import nn
+
+from lit_rl.nets.critics import EnsembleQCritic
+from lit_rl.nets.diffusion import DiffusionPolicy, best_of_n
+from lit_rl.objectives.sac import SACKeys, _column
+from lit_rl.objectives.targets import polyak_update
+
+WEIGHT_CLIP = 3.0  # DPMD: normalised Q is clipped to [-3, 3] before exponentiation (paper)
+STD_FLOOR = 1e-6
+
+
+class RunningMeanStd(nn.Module):
+    """Exponential running mean and std of a scalar stream (update rate `rate`)."""
+
+    def __init__(self, rate: float = 0.001) -> None:
+        super().__init__()
+        self.rate = rate
+        self.register_buffer("mean", torch.zeros(()))
+        self.register_buffer("var", torch.ones(()))
+        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def update(self, values: torch.Tensor) -> None:
+        batch_mean, batch_var = values.mean(), values.var(unbiased=False)
+        if not self.initialized:
+            self.mean.copy_(batch_mean)
+            self.var.copy_(batch_var)
+            self.initialized.fill_(True)
+            return
+        self.mean.lerp_(batch_mean, self.rate)
+        self.var.lerp_(batch_var, self.rate)
+
+    @property
+    def std(self) -> torch.Tensor:
+        return self.var.clamp_min(STD_FLOOR**2).sqrt()
+
+
+class DiffusionActorCriticLoss(nn.Module):
+    """What DPMD and SDAC share: the acting rule, the critic loss and the targets.
+
+    Args:
+        policy: the diffusion policy (an EMA copy is kept for collection).
+        critic: twin Q ensemble; a target copy is kept.
+        gamma, reward_scale: critic target `reward_scale * r + gamma * ...`.
+        num_particles: candidates N of the best-of-N acting rule.
+    """
+
+    keys = SACKeys()
+
+    def __init__(
+        self,
+        policy: DiffusionPolicy,
+        critic: EnsembleQCritic,
+        gamma: float = 0.99,
+        reward_scale: float = 0.2,
+        num_particles: int = 32,
+    ) -> None:
+        super().__init__()
+        self.policy = policy
+        self.ema_policy = copy.deepcopy(policy).requires_grad_(False)
+        self.critic = critic
+        self.target_critic = copy.deepcopy(critic).requires_grad_(False)
+        self.gamma = gamma
+        self.reward_scale = reward_scale
+        self.num_particles = num_particles
+
+    def q_value(
+        self, observation: torch.Tensor, action: torch.Tensor, target: bool = False
+    ) -> torch.Tensor:
+        """min over the ensemble of Q(s, a) for `[*B, obs]`, `[*B, act]` -> `[*B]`."""
+        critic = self.target_critic if target else self.critic
+        flat_obs = observation.reshape(-1, observation.shape[-1])
+        flat_act = action.reshape(-1, action.shape[-1])
+        return critic(flat_obs, flat_act).min(dim=0).values.reshape(action.shape[:-1])
+
+    @torch.no_grad()
+    def act(
+        self,
+        observation: torch.Tensor,
+        noise_std: float = 0.0,
+        policy: DiffusionPolicy | None = None,
+    ) -> torch.Tensor:
+        """The acting rule: best of `num_particles` samples by min-Q, plus Gaussian noise, clipped.
+
+        `observation [B, obs] -> action [B, act]`; all B * N candidates in one batch.
+        """
+        policy = self.policy if policy is None else policy
+        candidates = policy.sample(observation, self.num_particles)
+        obs = observation.unsqueeze(1).expand(*candidates.shape[:2], observation.shape[-1])
+        action, _ = best_of_n(candidates, self.q_value(obs, candidates))
+        if noise_std > 0:
+            action = (action + noise_std * torch.randn_like(action)).clamp(-1, 1)
+        return action
+
+    def qvalue_loss(
+        self, td: TensorDictBase, noise_std: float = 0.0
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """0.5 * sum over critics of the mean squared Bellman error (no entropy term)."""
+        obs = td.get(self.keys.observation)
+        batch = obs.shape[0]
+        reward = _column(td, self.keys.reward, batch)
+        terminated = _column(td, self.keys.terminated, batch).float()
+        with torch.no_grad():
+            next_obs = td.get(self.keys.next_observation)
+            next_action = self.act(next_obs, noise_std)
+            next_q = self.q_value(next_obs, next_action, target=True)
+            target_q = self.reward_scale * reward + self.gamma * (1.0 - terminated) * next_q
+        q = self.critic(obs, td.get(self.keys.action))
+        loss = 0.5 * (q - target_q.unsqueeze(0)).pow(2).mean(dim=1).sum()
+        return loss, {"q_mean": q.detach().mean(), "target_q_mean": target_q.mean()}
+
+    def policy_loss(
+        self, td: TensorDictBase, lam: float, noise_std: float = 0.0
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def forward(
+        self, td: TensorDictBase, lam: float, noise_std: float = 0.0, update_policy: bool = True
+    ) -> TensorDict:
+        loss_qvalue, info = self.qvalue_loss(td, noise_std)
+        out = {"loss_qvalue": loss_qvalue, **info}
+        if update_policy:
+            loss_policy, policy_info = self.policy_loss(td, lam, noise_std)
+            out.update(loss_policy=loss_policy, **policy_info)
+        return TensorDict(out, batch_size=[])
+
+    def update_targets(self, tau: float) -> None:
+        polyak_update(self.target_critic, self.critic, tau)
+
+    def update_ema_policy(self, tau: float) -> None:
+        polyak_update(self.ema_policy, self.policy, tau)
+
+
+class DPMDLoss(DiffusionActorCriticLoss):
+    """Diffusion Policy Mirror Descent: exponentially Q-weighted denoising score matching.
+
+    Args (besides the shared ones):
+        q_norm_rate: update rate of the running mean/std of Q (0.001).
+        q_normalization: ``"paper"`` computes ``(q - mu) / sigma``; ``"released_code"``
+            reproduces the released code's ``q - mu / sigma`` (an operator-precedence bug
+            that saturates the clip, so DPMD degenerates into cloning the best action).
+    """
+
+    def __init__(
+        self,
+        *args,
+        q_norm_rate: float = 0.001,
+        q_normalization: Literal["paper", "released_code"] = "paper",
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if q_normalization not in ("paper", "released_code"):
+            raise ValueError(
+                f"q_normalization must be 'paper' or 'released_code', got {q_normalization!r}"
+            )
+        self.q_stats = RunningMeanStd(q_norm_rate)
+        self.q_normalization = q_normalization
+
+    def normalized_q(self, q: torch.Tensor) -> torch.Tensor:
+        mu, sigma = self.q_stats.mean, self.q_stats.std
+        if self.q_normalization == "released_code":
+            return q - mu / sigma
+        return (q - mu) / sigma
+
+    def weights(self, observation: torch.Tensor, q: torch.Tensor, lam: float) -> torch.Tensor:
+        """Per-sample weights `exp(clip(normalised Q, -3, 3) / lambda)`; override to change them."""
+        return torch.exp(self.normalized_q(q).clamp(-WEIGHT_CLIP, WEIGHT_CLIP) / lam)
+
+    def policy_loss(
+        self, td: TensorDictBase, lam: float, noise_std: float = 0.0
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        obs = td.get(self.keys.observation)
+        with torch.no_grad():
+            a0 = self.act(obs, noise_std)
+            q = self.q_value(obs, a0)
+            self.q_stats.update(q)
+            w = self.weights(obs, q, lam)
+        t = torch.randint(0, self.policy.schedule.num_steps, (obs.shape[0],), device=obs.device)
+        noise = torch.randn_like(a0)
+        per_sample = self.policy.denoising_loss_terms(obs, a0, t, noise)
+        loss = (w * per_sample).mean()
+        return loss, {"weight_mean": w.mean(), "weight_max": w.max()}
+
+
+class SDACLoss(DiffusionActorCriticLoss):
+    """Soft Diffusion Actor-Critic: reverse-sampling score matching with softmax weights.
+
+    Args (besides the shared ones):
+        num_reverse_samples: M reverse samples per noised action (64).
+    """
+
+    def __init__(self, *args, num_reverse_samples: int = 64, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.num_reverse_samples = num_reverse_samples
+
+    def reverse_samples(
+        self, noisy_action: torch.Tensor, t: torch.Tensor, eps: torch.Tensor
+    ) -> torch.Tensor:
+        """`a0_i = clip((a_t - sqrt(1 - ab_t) eps_i) / sqrt(ab_t), -1, 1)`: `[B, M, act]`."""
+        sched = self.policy.schedule
+        sqrt_ab = sched.sqrt_alpha_bars[t][:, None, None]
+        sqrt_one_minus = sched.sqrt_one_minus_alpha_bars[t][:, None, None]
+        return ((noisy_action.unsqueeze(1) - sqrt_one_minus * eps) / sqrt_ab).clamp(-1, 1)
+
+    def policy_loss(
+        self, td: TensorDictBase, lam: float, noise_std: float = 0.0
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        obs = td.get(self.keys.observation)
+        batch = obs.shape[0]
+        with torch.no_grad():
+            action = self.act(obs, noise_std)
+            t = torch.randint(0, self.policy.schedule.num_steps, (batch,), device=obs.device)
+            noisy = self.policy.schedule.q_sample(action, t, torch.randn_like(action))
+            eps = torch.randn(batch, self.num_reverse_samples, action.shape[-1], device=obs.device)
+            a0 = self.reverse_samples(noisy, t, eps)
+            obs_rep = obs.unsqueeze(1).expand(batch, self.num_reverse_samples, obs.shape[-1])
+            w = torch.softmax(self.q_value(obs_rep, a0) / lam, dim=1)  # per (s, a_t)
+        predicted = self.policy.eps_net(obs, noisy, t)
+        per_sample = (predicted.unsqueeze(1) - eps).pow(2).sum(-1)  # [B, M]
+        loss = (w * per_sample).sum(1).mean()
+        entropy_proxy = -(w * w.clamp_min(1e-12).log()).sum(1).mean()
+        return loss, {"weight_entropy": entropy_proxy}
