@@ -1,8 +1,9 @@
 """LightningModules: the off-policy engine and one thin file per algorithm."""
 
+from lit_rl.modules.diffusion_ac import DPMD, SDAC
 from lit_rl.modules.off_policy import OffPolicyModule
 from lit_rl.modules.sac import SAC
 
-ALGORITHMS: dict[str, type[OffPolicyModule]] = {"sac": SAC}
+ALGORITHMS: dict[str, type[OffPolicyModule]] = {"sac": SAC, "dpmd": DPMD, "sdac": SDAC}
 
-__all__ = ["ALGORITHMS", "SAC", "OffPolicyModule"]
+__all__ = ["ALGORITHMS", "DPMD", "SAC", "SDAC", "OffPolicyModule"]

@@ -1,0 +1,215 @@
+"""DPMD and SDAC on the off-policy engine. The math lives in `lit_rl.objectives.rsm`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModule
+from torch import nn
+from torchrl.envs.utils import ExplorationType, exploration_type
+
+from lit_rl.modules.off_policy import OffPolicyModule
+from lit_rl.nets.critics import EnsembleQCritic
+from lit_rl.nets.diffusion import DiffusionPolicy, DiffusionSchedule, EpsilonNetwork
+from lit_rl.objectives.rsm import DiffusionActorCriticLoss, DPMDLoss, SDACLoss
+
+_DETERMINISTIC = (ExplorationType.DETERMINISTIC, ExplorationType.MODE, ExplorationType.MEAN)
+
+
+class DiffusionActing(nn.Module):
+    """Best-of-N acting with the EMA policy; Gaussian noise of std `noise_std_fn()` while
+    exploring, none under a deterministic exploration type (evaluation)."""
+
+    def __init__(self, loss: DiffusionActorCriticLoss, noise_std_fn: Callable[[], float]) -> None:
+        super().__init__()
+        self.loss = loss
+        self.noise_std_fn = noise_std_fn
+
+    def forward(self, observation: torch.Tensor) -> torch.Tensor:
+        unbatched = observation.dim() == 1
+        obs = observation.unsqueeze(0) if unbatched else observation
+        noise = 0.0 if exploration_type() in _DETERMINISTIC else self.noise_std_fn()
+        action = self.loss.act(obs, noise, policy=self.loss.ema_policy).float()
+        return action.squeeze(0) if unbatched else action
+
+
+class DiffusionActorCritic(OffPolicyModule):
+    """What DPMD and SDAC share: networks, temperature schedule, delayed updates.
+
+    Args (besides the engine's, see `OffPolicyModule`):
+        diffusion_steps: T (20 in the paper).
+        noise_schedule: ``linear`` (released code) or ``cosine``.
+        num_particles: N candidates of the best-of-N acting rule (32).
+        policy_hidden, critic_hidden, activation: 3x256 Mish in the paper.
+        gamma, reward_scale: critic target `reward_scale * r + gamma * ...` (0.99, 0.2).
+        critic_lr: Adam learning rate of the critics (3e-4).
+        policy_lr, policy_lr_end: policy learning rate, decayed linearly over the run.
+        policy_delay: updates between policy (and EMA) updates (2).
+        ema_tau: Polyak rate of the EMA policy used for acting (0.005).
+        alpha_init: initial temperature (5).
+        alpha_log_decay, alpha_decay_every: released behaviour, `log alpha` falls by
+            `alpha_log_decay` every `alpha_decay_every` updates (7e-3 every 250: alpha
+            drifts to about 1 over ~300k env steps at 0.2 updates per step). 0 = fixed.
+        alpha_min: floor of the temperature.
+        exploration_noise: acting noise std is `exploration_noise * alpha` (0.1).
+        init_noise_scale: `a_T ~ init_noise_scale * N(0, I)` (0.5).
+    """
+
+    lambda_scale: float = 1.0  # lambda = lambda_scale * alpha
+
+    def __init__(
+        self,
+        *args,
+        diffusion_steps: int = 20,
+        noise_schedule: str = "linear",
+        num_particles: int = 32,
+        policy_hidden: Sequence[int] = (256, 256, 256),
+        critic_hidden: Sequence[int] = (256, 256, 256),
+        activation: str = "mish",
+        gamma: float = 0.99,
+        reward_scale: float = 0.2,
+        critic_lr: float = 3e-4,
+        policy_lr: float = 3e-4,
+        policy_lr_end: float = 3e-5,
+        policy_delay: int = 2,
+        ema_tau: float = 0.005,
+        alpha_init: float = 5.0,
+        alpha_log_decay: float = 7e-3,
+        alpha_decay_every: int = 250,
+        alpha_min: float = 1e-3,
+        exploration_noise: float = 0.1,
+        init_noise_scale: float = 0.5,
+        **kwargs,
+    ) -> None:
+        kwargs.setdefault("target_update_every", 2)
+        super().__init__(*args, **kwargs)
+
+    # ------------------------------------------------------------------ pieces
+    def make_policy_net(self) -> DiffusionPolicy:
+        hp = self.hparams
+        eps_net = EpsilonNetwork(hp.obs_dim, hp.act_dim, hp.policy_hidden, hp.activation)
+        schedule = DiffusionSchedule.make(hp.noise_schedule, hp.diffusion_steps)
+        return DiffusionPolicy(eps_net, schedule, hp.init_noise_scale)
+
+    def make_critic(self) -> EnsembleQCritic:
+        hp = self.hparams
+        return EnsembleQCritic(hp.obs_dim, hp.act_dim, hp.critic_hidden, 2, hp.activation)
+
+    def shared_loss_kwargs(self) -> dict:
+        hp = self.hparams
+        return {
+            "gamma": hp.gamma,
+            "reward_scale": hp.reward_scale,
+            "num_particles": hp.num_particles,
+        }
+
+    def make_policy(self) -> TensorDictModule:
+        acting = DiffusionActing(self.loss_module, self.exploration_std)
+        return TensorDictModule(acting, in_keys=["observation"], out_keys=["action"])
+
+    # ------------------------------------------------------------ temperature
+    def alpha(self) -> float:
+        """The temperature after `updates` updates (released schedule, or fixed)."""
+        hp = self.hparams
+        decays = self.updates // hp.alpha_decay_every
+        return max(hp.alpha_min, hp.alpha_init * math.exp(-hp.alpha_log_decay * decays))
+
+    def exploration_std(self) -> float:
+        return self.hparams.exploration_noise * self.alpha()
+
+    # ------------------------------------------------------------ optimization
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        loss = self.loss_module
+        groups = [
+            {
+                "params": list(loss.policy.parameters()),
+                "lr": self.hparams.policy_lr,
+                "name": "policy",
+            },
+            {
+                "params": list(loss.critic.parameters()),
+                "lr": self.hparams.critic_lr,
+                "name": "critic",
+            },
+        ]
+        return torch.optim.Adam(groups, fused=True)
+
+    def policy_lr_now(self) -> float:
+        hp = self.hparams
+        total = max(
+            1, math.floor((hp.max_env_steps - hp.warmup_steps) * hp.utd_ratio / self.world_size)
+        )
+        progress = min(1.0, self.updates / total)
+        return hp.policy_lr + (hp.policy_lr_end - hp.policy_lr) * progress
+
+    def is_policy_update(self) -> bool:
+        return self.updates % self.hparams.policy_delay == 0
+
+    def update(self, batch: TensorDictBase) -> TensorDictBase:
+        alpha = self.alpha()
+        optimizer = self.optimizers()
+        optimizer.param_groups[0]["lr"] = self.policy_lr_now()
+        losses = self.loss_module(
+            batch,
+            lam=self.lambda_scale * alpha,
+            noise_std=self.hparams.exploration_noise * alpha,
+            update_policy=self.is_policy_update(),
+        )
+        self.check_finite(losses)
+        total = sum(value for key, value in losses.items() if key.startswith("loss_"))
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        optimizer.step()
+        losses.set("alpha", torch.tensor(alpha))
+        return losses
+
+    def after_update(self) -> None:
+        super().after_update()
+        if self.is_policy_update():
+            self.loss_module.update_ema_policy(self.hparams.ema_tau)
+
+
+class DPMD(DiffusionActorCritic):
+    """Diffusion Policy Mirror Descent (Ma et al., ICML 2025). Extra args:
+    q_norm_rate (0.001) and q_normalization (``paper`` or ``released_code``)."""
+
+    algo_name = "dpmd"
+    loss_class: type[DPMDLoss] = DPMDLoss
+
+    def __init__(
+        self, *args, q_norm_rate: float = 0.001, q_normalization: str = "paper", **kwargs
+    ) -> None:
+        super().__init__(*args, **kwargs)
+
+    def make_loss(self) -> DPMDLoss:
+        hp = self.hparams
+        return self.loss_class(
+            self.make_policy_net(),
+            self.make_critic(),
+            q_norm_rate=hp.q_norm_rate,
+            q_normalization=hp.q_normalization,
+            **self.shared_loss_kwargs(),
+        )
+
+
+class SDAC(DiffusionActorCritic):
+    """Soft Diffusion Actor-Critic (Ma et al., ICML 2025). Extra arg: num_reverse_samples
+    M (64). lambda = alpha / 5 as in the released code."""
+
+    algo_name = "sdac"
+    loss_class: type[SDACLoss] = SDACLoss
+    lambda_scale = 0.2
+
+    def __init__(self, *args, num_reverse_samples: int = 64, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+
+    def make_loss(self) -> SDACLoss:
+        return self.loss_class(
+            self.make_policy_net(),
+            self.make_critic(),
+            num_reverse_samples=self.hparams.num_reverse_samples,
+            **self.shared_loss_kwargs(),
+        )
