@@ -29,7 +29,7 @@ from torch import nn
 
 from lit_rl.nets.critics import EnsembleQCritic
 from lit_rl.nets.diffusion import DiffusionPolicy, best_of_n
-from lit_rl.objectives.sac import SACKeys, _column
+from lit_rl.objectives.sac import SACKeys, ensemble_l2_loss, reward_and_continuation
 from lit_rl.objectives.targets import polyak_update
 
 WEIGHT_CLIP = 3.0  # DPMD: normalised Q is clipped to [-3, 3] before exponentiation (paper)
@@ -123,17 +123,13 @@ class DiffusionActorCriticLoss(nn.Module):
         self, td: TensorDictBase, noise_std: float = 0.0
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """0.5 * sum over critics of the mean squared Bellman error (no entropy term)."""
-        obs = td.get(self.keys.observation)
-        batch = obs.shape[0]
-        reward = _column(td, self.keys.reward, batch)
-        terminated = _column(td, self.keys.terminated, batch).float()
+        reward, continuation = reward_and_continuation(td, self.keys)
         with torch.no_grad():
             next_obs = td.get(self.keys.next_observation)
-            next_action = self.act(next_obs, noise_std)
-            next_q = self.q_value(next_obs, next_action, target=True)
-            target_q = self.reward_scale * reward + self.gamma * (1.0 - terminated) * next_q
-        q = self.critic(obs, td.get(self.keys.action))
-        loss = 0.5 * (q - target_q.unsqueeze(0)).pow(2).mean(dim=1).sum()
+            next_q = self.q_value(next_obs, self.act(next_obs, noise_std), target=True)
+            target_q = self.reward_scale * reward + self.gamma * continuation * next_q
+        q = self.critic(td.get(self.keys.observation), td.get(self.keys.action))
+        loss = ensemble_l2_loss(q, target_q)
         return loss, {"q_mean": q.detach().mean(), "target_q_mean": target_q.mean()}
 
     def policy_loss(

@@ -46,6 +46,19 @@ def _column(td: TensorDictBase, key, batch: int) -> torch.Tensor:
     return value.reshape(batch)
 
 
+def reward_and_continuation(td: TensorDictBase, keys: SACKeys) -> tuple[torch.Tensor, torch.Tensor]:
+    """`reward [B]` and `1 - terminated [B]` of a transition batch, shapes checked."""
+    batch = td.get(keys.observation).shape[0]
+    reward = _column(td, keys.reward, batch)
+    continuation = 1.0 - _column(td, keys.terminated, batch).float()
+    return reward, continuation
+
+
+def ensemble_l2_loss(q: torch.Tensor, target_q: torch.Tensor) -> torch.Tensor:
+    """0.5 * sum over ensemble members of the mean squared error: `q [E, B]`, `target_q [B]`."""
+    return 0.5 * (q - target_q.unsqueeze(0)).pow(2).mean(dim=1).sum()
+
+
 class SACLoss(nn.Module):
     """SAC's actor, twin-critic (l2) and temperature losses.
 
@@ -92,20 +105,15 @@ class SACLoss(nn.Module):
 
     def qvalue_loss(self, td: TensorDictBase) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """0.5 * sum over critics of the mean squared soft Bellman error."""
-        obs = td.get(self.keys.observation)
-        batch = obs.shape[0]
-        reward = _column(td, self.keys.reward, batch)
-        terminated = _column(td, self.keys.terminated, batch).float()
+        reward, continuation = reward_and_continuation(td, self.keys)
         with torch.no_grad():
             next_obs = td.get(self.keys.next_observation)
             next_action, next_log_prob = self.actor.sample(next_obs)
             next_q = self.target_critic(next_obs, next_action).min(dim=0).values
             soft_next_value = next_q - self.alpha * next_log_prob
-            target_q = (
-                self.reward_scale * reward + self.gamma * (1.0 - terminated) * soft_next_value
-            )
-        q = self.critic(obs, td.get(self.keys.action))
-        loss = 0.5 * (q - target_q.unsqueeze(0)).pow(2).mean(dim=1).sum()
+            target_q = self.reward_scale * reward + self.gamma * continuation * soft_next_value
+        q = self.critic(td.get(self.keys.observation), td.get(self.keys.action))
+        loss = ensemble_l2_loss(q, target_q)
         return loss, {"q_mean": q.detach().mean(), "target_q_mean": target_q.mean()}
 
     def actor_loss(self, td: TensorDictBase) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
