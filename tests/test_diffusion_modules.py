@@ -48,3 +48,24 @@ def test_paper_recipes_exist_for_all_tasks():
             assert cfg["algo"]["name"] == algo and cfg["max_env_steps"] == 1_000_000
             assert (cfg["algo"]["num_particles"], cfg["algo"]["diffusion_steps"]) == (32, 20)
             assert cfg["algo"]["warmup_steps"] == 30_000 and cfg["algo"]["utd_ratio"] == 0.2
+
+
+def test_docs_weighting_variant_trains(tmp_path, monkeypatch):
+    """The variant shown in docs/diffusion.md: only the weighting function changes."""
+    from lit_rl.modules import ALGORITHMS, DPMD
+    from lit_rl.objectives.rsm import DPMDLoss
+
+    class SoftmaxWeightDPMDLoss(DPMDLoss):
+        def weights(self, observation, q, lam):
+            return torch.softmax(q / lam, dim=0) * q.shape[0]
+
+    class SoftmaxWeightDPMD(DPMD):
+        algo_name = "dpmd_softmax"
+        loss_class = SoftmaxWeightDPMDLoss
+
+    monkeypatch.setitem(ALGORITHMS, "dpmd_softmax", SoftmaxWeightDPMD)
+    recipe = str(REPO / "recipes" / "dpmd_pendulum.yaml")
+    _, module, _ = train([*TINY, f"run_dir={tmp_path}", "algo.name=dpmd_softmax"], recipe=recipe)
+    assert isinstance(module.loss_module, SoftmaxWeightDPMDLoss) and module.updates == 60
+    weights = module.loss_module.weights(None, torch.tensor([0.0, 1.0, 2.0]), 1.0)
+    torch.testing.assert_close(weights.sum(), torch.tensor(3.0))
