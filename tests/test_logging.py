@@ -46,6 +46,26 @@ def test_metrics_csv_and_tensorboard(tmp_path):
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
 
 
+def test_metrics_are_on_disk_while_the_run_goes(tmp_path):
+    """A user reads metrics.csv during a run, before any checkpoint or the end."""
+    from lit_rl.modules.off_policy import OffPolicyModule
+
+    seen = []
+    original = OffPolicyModule.log_metrics
+
+    def spy(self, metrics):
+        original(self, metrics)
+        path = tmp_path / "metrics.csv"
+        seen.append(path.exists() and "loss_qvalue" in path.read_text())
+
+    OffPolicyModule.log_metrics = spy
+    try:
+        train(small_overrides(tmp_path, "max_env_steps=300", "algo.log_every_updates=100"))
+    finally:
+        OffPolicyModule.log_metrics = original
+    assert seen and seen[0]
+
+
 def test_logger_by_class_path_and_unknown_names(tmp_path):
     (logger,) = make_loggers(["lightning.pytorch.loggers.CSVLogger"], tmp_path)
     assert type(logger).__name__ == "CSVLogger" and str(tmp_path) in logger.log_dir

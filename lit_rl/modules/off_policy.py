@@ -297,6 +297,10 @@ class OffPolicyModule(pl.LightningModule):
             return
         for logger in self.trainer.loggers:
             logger.log_metrics(metrics, step=self.updates)
+            # flush now: metrics are already thinned out, and curves must be readable
+            # while the run goes (CSVLogger would otherwise wait for a step count ending
+            # in 99, which update counts that are multiples of 100 never reach)
+            logger.save()
 
     # ------------------------------------------------------------ checkpoints
     def _rank_state(self) -> dict[str, Any]:
