@@ -31,6 +31,11 @@ from lit_rl.cli import main
             "unknown key 'trainer.devises' (did you mean 'devices'?)",
         ),
         ([PENDULUM, "seed"], "override 'seed' must look like key=value"),
+        ([PENDULUM, "algo.utd_ratio=0"], "algo.utd_ratio=0 is out of range"),
+        (
+            [PENDULUM, "algo.buffer_capacity=10"],
+            "algo.buffer_capacity=10 is out of range (at least",
+        ),
         ([PENDULUM, "--resume", "missing.ckpt"], "checkpoint to resume not found: missing.ckpt"),
     ],
 )

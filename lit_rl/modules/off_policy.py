@@ -41,8 +41,10 @@ from torchrl.collectors import Collector
 from lit_rl.data.replay import load_replay_state, make_replay_buffer, replay_state
 from lit_rl.envs.make import make_env
 from lit_rl.envs.snapshot import restore_env_state, snapshot_env_state
-from lit_rl.errors import NonFiniteLossError
+from lit_rl.errors import ConfigError, NonFiniteLossError
 from lit_rl.modules import state as run_state
+
+RANK_SEED_STRIDE = 7919  # a prime: rank r samples from seed + 7919 r, far from seed + 1
 
 BUFFER_KEYS = (
     "observation",
@@ -111,6 +113,7 @@ class OffPolicyModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.check_hyperparameters()
         self.automatic_optimization = False
         self.loss_module = self.make_loss()
         self.env_steps = 0
@@ -124,6 +127,25 @@ class OffPolicyModule(pl.LightningModule):
         self._rate_mark = (time.perf_counter(), 0, 0)
         self.env_fps = 0.0
         self.updates_per_s = 0.0
+
+    def check_hyperparameters(self) -> None:
+        """Refuse values that cannot run, naming the recipe key (a one-line CLI error)."""
+        hp = self.hparams
+        checks = {
+            "utd_ratio": hp.utd_ratio > 0,
+            "batch_size": hp.batch_size >= 1,
+            "frames_per_batch": hp.frames_per_batch >= 1,
+            "updates_per_step": hp.updates_per_step >= 1,
+            "warmup_steps": hp.warmup_steps >= 0,
+            "target_update_every": hp.target_update_every >= 1,
+            "log_every_updates": hp.log_every_updates >= 1,
+            "tau": 0 < hp.tau <= 1,
+            "buffer_capacity": hp.buffer_capacity >= hp.batch_size,
+        }
+        for key, ok in checks.items():
+            if not ok:
+                hint = " (at least algo.batch_size)" if key == "buffer_capacity" else ""
+                raise ConfigError(f"algo.{key}={hp[key]} is out of range{hint}")
 
     # ----------------------------------------------------------------- to override
     def make_loss(self) -> nn.Module:
@@ -183,7 +205,7 @@ class OffPolicyModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         rank = self.global_rank
         # Sampling noise differs per rank; network init (before fit) is identical.
-        torch.manual_seed(self.hparams.seed + 7919 * rank)
+        torch.manual_seed(self.hparams.seed + RANK_SEED_STRIDE * rank)
         self.replay_buffer = make_replay_buffer(
             self.hparams.buffer_capacity, self.hparams.batch_size, device=self.device
         )
