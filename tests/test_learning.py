@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import REPO, train
+from conftest import train
 from lit_rl.callbacks import EvalCallback
 
 THRESHOLD = -250.0
@@ -32,14 +32,3 @@ def test_sac_learns_pendulum(tmp_path):
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_sac_learns_pendulum_more_seeds(tmp_path, seed):
     assert final_eval_return(tmp_path, seed=seed) >= THRESHOLD
-
-
-@pytest.mark.slow
-def test_sdac_learns_pendulum(tmp_path):
-    """SDAC's CPU recipe (N=8, T=5, 3x64): eval >= -250 within 10k env steps (~9 min)."""
-    trainer, module, _ = train(
-        [f"run_dir={tmp_path}", "progress_bar=false", "logger=[csv]", "max_env_steps=10000"],
-        recipe=str(REPO / "recipes" / "sdac_pendulum.yaml"),
-    )
-    evaluation = next(c for c in trainer.callbacks if isinstance(c, EvalCallback))
-    assert evaluation.last["eval/return_mean"] >= THRESHOLD
