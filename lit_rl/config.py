@@ -26,7 +26,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lit_rl.errors import ConfigError
@@ -242,4 +242,4 @@ def to_yaml(cfg: dict[str, Any]) -> str:
     return OmegaConf.to_yaml(OmegaConf.create(cfg))
 
 
-__all__ = ["ConfigError", "load_recipe", "matches_type", "validate", "to_yaml", "ListConfig"]
+__all__ = ["ConfigError", "load_recipe", "matches_type", "to_yaml", "validate"]
