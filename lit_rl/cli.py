@@ -80,6 +80,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(to_yaml(cfg), end="")
         return 0
+    if "experiment" in cfg:
+        return run_experiment(cfg)
     if args.resume and not Path(args.resume).is_file():
         raise ConfigError(f"checkpoint to resume not found: {args.resume}")
     from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -102,6 +104,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if interrupt is not None and interrupt.interrupted:
         print(f"lit-rl: interrupted (Ctrl-C); checkpoint written; {resume_hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    return 0
+
+
+def run_experiment(cfg: dict) -> int:
+    """Run a recipe with `experiment: NAME` (no training loop, no Trainer)."""
+    from lit_rl.experiments import EXPERIMENTS
+    from lit_rl.run import resolve_run_dir
+
+    name = cfg["experiment"]
+    run_dir = resolve_run_dir(cfg)
+    EXPERIMENTS[name](run_dir=str(run_dir), **cfg.get(name, {}))
     return 0
 
 

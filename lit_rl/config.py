@@ -12,6 +12,9 @@ A recipe is a mapping with these top-level keys (see docs/recipes.md):
     checkpoint: {every_env_steps, keep}
     progress_bar: true
 
+A recipe with `experiment: NAME` instead runs one of `lit_rl.experiments` (no env, no
+training): its keys are name, seed, run_dir, experiment and a section NAME.
+
 Every error here is a `ConfigError` with a one-line message naming the key.
 """
 
@@ -43,6 +46,7 @@ TOP_LEVEL: dict[str, Any] = {
     "eval": dict,
     "checkpoint": dict,
     "progress_bar": bool,
+    "experiment": str,
 }
 ENV_KEYS = {"id": str, "max_episode_steps": int | None}
 EVAL_KEYS = {"every_env_steps": int, "episodes": int}
@@ -202,10 +206,38 @@ def trainer_schema() -> dict[str, Any]:
     return {k: Any for k in params if k != "self" and k not in RESERVED_TRAINER_KEYS}
 
 
+def function_schema(function: Any, filled: set[str]) -> dict[str, Any]:
+    """Recipe-settable arguments of a function, with their types."""
+    hints = typing.get_type_hints(function)
+    return {
+        name: hints.get(name, param.annotation)
+        for name, param in inspect.signature(function).parameters.items()
+        if name not in filled
+    }
+
+
+def validate_experiment(cfg: dict[str, Any], source: str) -> None:
+    """Check a recipe with `experiment: NAME` (see `lit_rl.experiments`)."""
+    from lit_rl.experiments import EXPERIMENT_TOP_LEVEL, EXPERIMENTS
+
+    name = cfg["experiment"]
+    if name not in EXPERIMENTS:
+        raise ConfigError(
+            f"{source}: unknown experiment {name!r}; available: {', '.join(sorted(EXPERIMENTS))}"
+        )
+    top_level = {key: Any for key in EXPERIMENT_TOP_LEVEL | {name}}
+    _check_section("recipe", cfg, top_level, source)
+    schema = function_schema(EXPERIMENTS[name], {"run_dir"})
+    _check_section(name, cfg.get(name, {}), schema, source)
+
+
 def validate(cfg: dict[str, Any], source: str = "recipe") -> None:
     """Raise `ConfigError` for unknown keys, wrong types or missing required keys."""
     from lit_rl.modules import ALGORITHMS
 
+    if "experiment" in cfg:
+        validate_experiment(cfg, source)
+        return
     _check_section("recipe", cfg, TOP_LEVEL, source)
     for required in ("max_env_steps", "env", "algo"):
         if required not in cfg:
