@@ -51,20 +51,22 @@ class EvalCallback(pl.Callback):
     def run(self, trainer: pl.Trainer, module) -> dict[str, float]:
         if self._env is None:
             self._env = module.make_env(module.hparams.seed + EVAL_SEED_OFFSET)
-        policy = module.make_policy()
+        # the acting policy logs as eval/return_*, others (LOOP's bare actor) by their name
+        policies = module.eval_policies()
         was_training = module.training
         module.eval()
+        self.last = {}
         try:
-            # fork_rng: evaluation must not shift the training run's random stream.
-            with torch.random.fork_rng():
-                returns = evaluate_policy(self._env, policy, self.episodes)
+            for name, policy in policies.items():
+                # fork_rng: evaluation must not shift the training run's random stream.
+                with torch.random.fork_rng():
+                    returns = evaluate_policy(self._env, policy, self.episodes)
+                prefix = f"eval/{name}_" if name else "eval/"
+                self.last[f"{prefix}return_mean"] = float(returns.mean())
+                self.last[f"{prefix}return_std"] = float(returns.std(unbiased=False))
         finally:
             module.train(was_training)
-        self.last = {
-            "eval/return_mean": float(returns.mean()),
-            "eval/return_std": float(returns.std(unbiased=False)),
-            "env_steps": float(module.env_steps),
-        }
+        self.last["env_steps"] = float(module.env_steps)
         module.log_metrics(self.last)
         return self.last
 

@@ -1,9 +1,15 @@
 """LightningModules: the off-policy engine and one thin file per algorithm."""
 
 from lit_rl.modules.diffusion_ac import DPMD, SDAC
+from lit_rl.modules.loop import LOOP
 from lit_rl.modules.off_policy import OffPolicyModule
 from lit_rl.modules.sac import SAC
 
-ALGORITHMS: dict[str, type[OffPolicyModule]] = {"sac": SAC, "dpmd": DPMD, "sdac": SDAC}
+ALGORITHMS: dict[str, type[OffPolicyModule]] = {
+    "sac": SAC,
+    "dpmd": DPMD,
+    "sdac": SDAC,
+    "loop": LOOP,
+}
 
-__all__ = ["ALGORITHMS", "DPMD", "SAC", "SDAC", "OffPolicyModule"]
+__all__ = ["ALGORITHMS", "DPMD", "LOOP", "SAC", "SDAC", "OffPolicyModule"]

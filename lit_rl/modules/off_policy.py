@@ -156,6 +156,17 @@ class OffPolicyModule(pl.LightningModule):
         """The acting policy used by the collector and by evaluation."""
         raise NotImplementedError
 
+    def eval_policies(self) -> dict[str, TensorDictModule]:
+        """Policies the evaluation callback runs: "" (the acting policy) logs as
+        `eval/return_mean`, any other name as `eval/<name>_return_mean`."""
+        return {"": self.make_policy()}
+
+    def update_optimizers(self) -> list:
+        """The optimizers `update` steps (all of them unless a subclass trains some
+        networks elsewhere, like LOOP's dynamics model)."""
+        optimizers = self.optimizers()
+        return optimizers if isinstance(optimizers, list) else [optimizers]
+
     def update(self, batch: TensorDictBase) -> TensorDictBase:
         """One gradient step on `batch`: sum the `loss_*` terms, one backward, step.
 
@@ -165,8 +176,7 @@ class OffPolicyModule(pl.LightningModule):
         losses = self.loss_module(batch)
         total = sum(value for key, value in losses.items() if key.startswith("loss_"))
         self.check_finite(losses)
-        optimizers = self.optimizers()
-        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        optimizers = self.update_optimizers()
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
         self.manual_backward(total)
@@ -221,6 +231,7 @@ class OffPolicyModule(pl.LightningModule):
             # The batch is copied into the replay buffer at once, so the collector may
             # hand out its own buffer instead of a fresh clone every step.
             return_same_td=True,
+            trust_policy=True,  # planner policies hold no parameters; devices match by design
         )
         self._collector_iter = None
         if self._pending_rank_state is not None:

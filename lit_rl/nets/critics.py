@@ -52,7 +52,7 @@ class EnsembleQCritic(nn.Module):
                 f"{tuple(action.shape)} differ"
             )
         x = torch.cat([observation, action], dim=-1)
-        x = x.unsqueeze(0).expand(self.num_qs, *x.shape)
+        x = x.unsqueeze(0).expand(params[0].shape[0], *x.shape)  # members given by params
         last = len(self.layers) - 1
         for i in range(len(self.layers)):
             weight, bias = params[2 * i], params[2 * i + 1]

@@ -1,0 +1,306 @@
+"""LOOP: SAC learns off-policy from the transitions an H-step planner executes.
+
+Sikchi, Zhou, Held, "Learning Off-Policy with Online Planning" (CoRL 2021, arXiv
+2008.10066). A probabilistic dynamics ensemble is refitted from the replay buffer every
+`model_train_every` env steps; SAC's critic is the planner's terminal value and SAC's
+actor its prior (ARC). The planner chooses every executed action, in training and in
+evaluation; the bare actor is evaluated too (`eval/actor_return_mean`).
+The planning math lives in `lit_rl.planning.planners`, the model fit in
+`lit_rl.objectives.dynamics`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModule
+from torch import nn
+from torchrl.envs.utils import ExplorationType, exploration_type
+
+from lit_rl.envs.termination import termination_fn
+from lit_rl.errors import ConfigError
+from lit_rl.modules.policy import make_gaussian_policy
+from lit_rl.modules.sac import SAC
+from lit_rl.nets.dynamics import EliteDynamics, EnsembleDynamics
+from lit_rl.objectives.dynamics import fit_dynamics
+from lit_rl.planning.known_models import known_model
+from lit_rl.planning.planners import PLANNERS, SequencePlanner
+
+_DETERMINISTIC = (ExplorationType.DETERMINISTIC, ExplorationType.MODE, ExplorationType.MEAN)
+PLANNER_CHOICES = ("arc", "cem", "policy")
+MODEL_CHOICES = ("learned", "known")
+
+
+class PlannerActing(nn.Module):
+    """`observation -> action` through a planner; resets its warm start at episode starts.
+
+    Explores (ARC: samples by the MPPI weights) unless the exploration type is
+    deterministic, as in evaluation.
+    """
+
+    def __init__(self, planner: SequencePlanner) -> None:
+        super().__init__()
+        self.planner = planner
+        self.plan_seconds = 0.0
+        self.plans = 0
+
+    def forward(self, observation: torch.Tensor, is_init: torch.Tensor) -> torch.Tensor:
+        if bool(is_init.any()):
+            self.planner.reset()
+        start = time.perf_counter()
+        with torch.no_grad():
+            action = self.planner(observation, explore=exploration_type() not in _DETERMINISTIC)
+        self.plan_seconds += time.perf_counter() - start
+        self.plans += 1
+        return action.float()
+
+
+class LOOP(SAC):
+    """LOOP with ARC (online). SAC's arguments apply to the value learner.
+
+    Args (besides SAC's and the engine's):
+        planner: ``arc`` (default), ``cem``, or ``policy`` (act with the SAC actor alone).
+        model: ``learned`` (the ensemble) or ``known`` (exact equations, where lit_rl has
+            them: Pendulum), which makes the planner a known-model H-step lookahead.
+        horizon: H; H - 1 model rewards plus the terminal Q.
+        num_samples, num_prior, particles, plan_iterations: sequences sampled per
+            iteration, actor rollouts added (ARC), model rollouts per sequence, iterations.
+        kappa: ARC's inverse temperature on returns; scale it with the task's returns.
+        init_var, plan_momentum: sampling variance at each step, smoothing of mean/var.
+        cem_elites: sequences CEM refits to.
+        pessimism: score = mean - pessimism * std over particles (0 online).
+        model_hidden, model_members, model_elites: ensemble shape (4x200, 7, 5).
+        model_lr, model_weight_decay, model_batch_size: its Adam and minibatches.
+        model_train_every: env steps between model fits (250).
+        model_max_epochs, model_patience, model_holdout: early stopping on a hold-out split.
+    """
+
+    algo_name = "loop"
+
+    def __init__(
+        self,
+        *args,
+        planner: str = "arc",
+        model: str = "learned",
+        horizon: int = 3,
+        num_samples: int = 100,
+        num_prior: int = 5,
+        particles: int = 4,
+        plan_iterations: int = 5,
+        kappa: float = 1.0,
+        init_var: float = 0.25,
+        plan_momentum: float = 0.1,
+        cem_elites: int = 10,
+        pessimism: float = 0.0,
+        model_hidden: Sequence[int] = (200, 200, 200, 200),
+        model_members: int = 7,
+        model_elites: int = 5,
+        model_lr: float = 1e-3,
+        model_weight_decay: float = 1e-5,
+        model_batch_size: int = 256,
+        model_train_every: int = 250,
+        model_max_epochs: int = 100,
+        model_patience: int = 5,
+        model_holdout: float = 0.2,
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        hp = self.hparams
+        if planner not in PLANNER_CHOICES:
+            raise ConfigError(
+                f"algo.planner='{planner}'; choose one of {', '.join(PLANNER_CHOICES)}"
+            )
+        if model not in MODEL_CHOICES:
+            raise ConfigError(f"algo.model='{model}'; choose one of {', '.join(MODEL_CHOICES)}")
+        if model == "known" and known_model(hp.env_id) is None:
+            raise ConfigError(f"algo.model=known: lit_rl has no known dynamics for {hp.env_id}")
+        if model_elites > model_members:
+            raise ConfigError("algo.model_elites must not exceed algo.model_members")
+        self.dynamics = EnsembleDynamics(
+            hp.obs_dim, hp.act_dim, model_hidden, model_members, model_elites
+        )
+        self.terminated_fn = termination_fn(hp.env_id)
+        self.model_fitted_at = -1  # env_steps // model_train_every at the last fit
+        self.model_fits = 0
+        # the collector's planner, kept out of the module tree (it holds no weights)
+        self._collector_acting: dict[str, PlannerActing] = {}
+        self._model_seconds = 0.0
+        self._update_seconds = 0.0
+        self._elites: EliteDynamics | None = None  # rebuilt after each model fit
+
+    # ------------------------------------------------------------- the model
+    def model_step(self, observation: torch.Tensor, action: torch.Tensor):
+        """One step of the model the planner uses: `(next_obs, reward, terminated)`."""
+        if self.hparams.model == "known":
+            return known_model(self.hparams.env_id)(observation, action)
+        if self._elites is None:
+            self._elites = self.dynamics.elite_snapshot()
+        next_obs, reward = self._elites.sample_step(observation, action)
+        return next_obs, reward, self.terminated_fn(next_obs)
+
+    def terminal_value(self, observation: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Q1 of SAC's critic, the planner's value beyond the horizon (as in LOOP)."""
+        critic = self.loss_module.critic
+        params = list(critic.parameters())
+        first_member = [p[:1] for p in params]  # evaluate Q1 only, not every critic
+        return critic.forward_with(first_member, observation, action)[0]
+
+    def make_planner(self) -> SequencePlanner:
+        hp = self.hparams
+        common = dict(
+            step=self.model_step,
+            value=self.terminal_value,
+            act_dim=hp.act_dim,
+            horizon=hp.horizon,
+            num_samples=hp.num_samples,
+            particles=hp.particles,
+            iterations=hp.plan_iterations,
+            init_var=hp.init_var,
+            momentum=hp.plan_momentum,
+            gamma=hp.gamma,
+            pessimism=hp.pessimism,
+        )
+        if hp.planner == "cem":
+            return PLANNERS["cem"](**common, num_elites=hp.cem_elites)
+        return PLANNERS["arc"](
+            **common, prior=self.loss_module.actor.mode, num_prior=hp.num_prior, kappa=hp.kappa
+        )
+
+    def make_policy(self) -> TensorDictModule:
+        if self.hparams.planner == "policy":
+            return make_gaussian_policy(self.loss_module.actor)
+        return TensorDictModule(
+            PlannerActing(self.make_planner()),
+            in_keys=["observation", "is_init"],
+            out_keys=["action"],
+        )
+
+    def eval_policies(self) -> dict[str, TensorDictModule]:
+        policies = {"": self.make_policy()}
+        if self.hparams.planner != "policy":
+            policies["actor"] = make_gaussian_policy(self.loss_module.actor)
+        return policies
+
+    def fit_model(self) -> None:
+        """Refit the ensemble on everything in the replay buffer and log how it went."""
+        hp = self.hparams
+        rows = self.replay_buffer.storage[: len(self.replay_buffer)]
+        start = time.perf_counter()
+        with torch.enable_grad():
+            report = fit_dynamics(
+                self.dynamics,
+                self.model_optimizer(),
+                rows.get("observation"),
+                rows.get("action"),
+                rows.get(("next", "reward")),
+                rows.get(("next", "observation")),
+                holdout_ratio=hp.model_holdout,
+                batch_size=hp.model_batch_size,
+                max_epochs=hp.model_max_epochs,
+                patience=hp.model_patience,
+            )
+        self._model_seconds += time.perf_counter() - start
+        self._elites = None
+        self.model_fits += 1
+        elites = report.holdout_mse[self.dynamics.elites]
+        self.log_metrics(
+            {
+                "model/holdout_mse": float(elites.mean()),
+                "model/epochs": float(report.epochs),
+                "model/train_nll": report.train_nll,
+                "model/transitions": float(len(rows)),
+                "env_steps": float(self.env_steps),
+            }
+        )
+
+    def model_optimizer(self) -> torch.optim.Optimizer:
+        # the raw optimizer: model steps must not advance Lightning's global_step
+        return self.optimizers()[1].optimizer
+
+    def collect(self) -> TensorDictBase:
+        rollout = super().collect()
+        if self.hparams.model == "learned" and self.env_steps >= self.hparams.warmup_steps:
+            due = self.env_steps // self.hparams.model_train_every
+            if due > self.model_fitted_at:
+                self.fit_model()
+                self.model_fitted_at = due
+        return rollout
+
+    # ------------------------------------------------------------ optimizers
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        model_opt = torch.optim.Adam(
+            self.dynamics.parameters(),
+            lr=self.hparams.model_lr,
+            weight_decay=self.hparams.model_weight_decay,
+        )
+        return [super().configure_optimizers(), model_opt]
+
+    def update_optimizers(self) -> list:
+        return [self.optimizers()[0]]
+
+    def update(self, batch: TensorDictBase) -> TensorDictBase:
+        start = time.perf_counter()
+        losses = super().update(batch)
+        self._update_seconds += time.perf_counter() - start
+        return losses
+
+    def time_shares(self) -> dict[str, float]:
+        """Seconds this process spent planning (collection only), fitting the model and
+        updating SAC (benchmarks/planning.py reports them as shares of a run)."""
+        planning = self.acting.plan_seconds if self.acting is not None else 0.0
+        return {
+            "planning": planning,
+            "model fitting": self._model_seconds,
+            "SAC updates": self._update_seconds,
+        }
+
+    # ----------------------------------------------------------- bookkeeping
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        policy = self.collector.policy
+        module = getattr(policy, "module", None)
+        self._collector_acting.clear()
+        if isinstance(module, PlannerActing):
+            self._collector_acting["acting"] = module
+
+    @property
+    def acting(self) -> PlannerActing | None:
+        """The planner acting in the training env (None with `planner: policy`)."""
+        return self._collector_acting.get("acting")
+
+    def log_training(self, losses: TensorDictBase) -> None:
+        super().log_training(losses)
+        if self.acting is not None and self.acting.plans:
+            self.log_metrics(
+                {
+                    "time/plan_ms": 1000 * self.acting.plan_seconds / self.acting.plans,
+                    "time/model_fit_s_total": self._model_seconds,
+                }
+            )
+
+    def _rank_state(self) -> dict[str, Any]:
+        state = super()._rank_state()
+        if self.acting is not None:
+            state["planner"] = self.acting.planner.state_dict()
+        return state
+
+    def _restore_rank_state(self, saved: dict[str, Any]) -> None:
+        super()._restore_rank_state(saved)
+        if self.acting is not None and "planner" in saved:
+            self.acting.planner.load_state_dict(saved["planner"])
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["lit_rl"]["model_fitted_at"] = self.model_fitted_at
+        checkpoint["lit_rl"]["model_fits"] = self.model_fits
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self._elites = None
+        saved = checkpoint.get("lit_rl", {})
+        self.model_fitted_at = saved.get("model_fitted_at", -1)
+        self.model_fits = saved.get("model_fits", 0)
