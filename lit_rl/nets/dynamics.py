@@ -50,17 +50,28 @@ class EnsembleDynamics(nn.Module):
         self.min_log_var = nn.Parameter(torch.full((self.out_dim,), -10.0))
         self.register_buffer("input_mean", torch.zeros(obs_dim + act_dim))
         self.register_buffer("input_std", torch.ones(obs_dim + act_dim))
+        self.register_buffer("target_mean", torch.zeros(self.out_dim))
+        self.register_buffer("target_std", torch.ones(self.out_dim))
         self.register_buffer("elites", torch.arange(num_elites))
 
-    def set_normalizer(self, inputs: torch.Tensor) -> None:
-        """Standardise inputs with the statistics of `inputs [N, obs_dim + act_dim]`."""
+    def set_normalizer(self, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> None:
+        """Standardise inputs `[N, obs_dim + act_dim]` and, when given, targets
+        `[N, 1 + obs_dim]`: the network then predicts standardised targets, so a reward
+        of scale 10 does not drown state changes of scale 0.01 in the loss."""
         self.input_mean.copy_(inputs.mean(0))
         self.input_std.copy_(inputs.std(0).clamp_min(1e-6))
+        if targets is not None:
+            self.target_mean.copy_(targets.mean(0))
+            self.target_std.copy_(targets.std(0).clamp_min(1e-6))
+
+    def normalize_targets(self, targets: torch.Tensor) -> torch.Tensor:
+        return (targets - self.target_mean) / self.target_std
 
     def forward(
         self, observation: torch.Tensor, action: torch.Tensor, members: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and log-variance per member; `members` restricts the forward to those."""
+        """Mean and log-variance of the *standardised* targets per member; `members`
+        restricts the forward to those."""
         x = (torch.cat([observation, action], dim=-1) - self.input_mean) / self.input_std
         count = self.num_members if members is None else len(members)
         if x.dim() == 2:
@@ -93,6 +104,8 @@ class EnsembleDynamics(nn.Module):
             self.input_std.clone(),
             self.min_log_var.detach().clone(),
             self.max_log_var.detach().clone(),
+            self.target_mean.clone(),
+            self.target_std.clone(),
         )
 
     def sample_step(
@@ -111,14 +124,27 @@ def bound_log_var(raw: torch.Tensor, min_log_var: torch.Tensor, max_log_var: tor
 class EliteDynamics:
     """The elite members of an `EnsembleDynamics`, frozen, for model rollouts."""
 
-    def __init__(self, weights, biases, act, input_mean, input_std, min_log_var, max_log_var):
+    def __init__(
+        self,
+        weights,
+        biases,
+        act,
+        input_mean,
+        input_std,
+        min_log_var,
+        max_log_var,
+        target_mean,
+        target_std,
+    ):
         self.weights, self.biases, self.act = weights, biases, act
         self.input_mean, self.input_std = input_mean, input_std
         self.min_log_var, self.max_log_var = min_log_var, max_log_var
+        self.target_mean, self.target_std = target_mean, target_std
         self.num_members = weights[0].shape[0]
 
     def __call__(self, observation: torch.Tensor, action: torch.Tensor):
-        """`[num_elites, B, ...]` -> mean, log-variance `[num_elites, B, 1 + obs_dim]`."""
+        """`[num_elites, B, ...]` -> mean, log-variance `[num_elites, B, 1 + obs_dim]`
+        of the standardised targets."""
         x = (torch.cat([observation, action], dim=-1) - self.input_mean) / self.input_std
         last = len(self.weights) - 1
         for i, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
@@ -147,6 +173,7 @@ class EliteDynamics:
         mean, log_var = self(obs, act)
         if not deterministic:
             mean = mean + (0.5 * log_var).exp() * torch.randn_like(mean)
+        mean = mean * self.target_std + self.target_mean
         out = torch.empty(batch, mean.shape[-1], dtype=mean.dtype, device=mean.device)
         # padded rows repeat real rows; each row keeps one of its predictions
         out[order] = mean.reshape(padded, -1)

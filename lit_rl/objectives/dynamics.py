@@ -53,16 +53,18 @@ def fit_dynamics(
     """Train `model` on transitions `[N, ...]` until the hold-out error stops improving."""
     num = observation.shape[0]
     inputs = torch.cat([observation, action], dim=-1)
-    targets = model_targets(reward, observation, next_observation)
+    raw_targets = model_targets(reward, observation, next_observation)
     perm = torch.randperm(num, device=inputs.device)
     num_holdout = min(int(num * holdout_ratio), max_holdout)
     if num - num_holdout < 2 or num_holdout < 1:
         raise ValueError(f"need more transitions to fit the dynamics model, got {num}")
     hold, train = perm[:num_holdout], perm[num_holdout:]
-    model.set_normalizer(inputs[train])
+    model.set_normalizer(inputs[train], raw_targets[train])
+    targets = model.normalize_targets(raw_targets)
     obs_dim = observation.shape[-1]
 
     def holdout_mse() -> torch.Tensor:
+        # in standardised units: every predicted quantity counts alike
         with torch.no_grad():
             mean, _ = model(observation[hold], action[hold])
             return ((mean - targets[hold]) ** 2).mean(dim=(1, 2))
