@@ -2,10 +2,12 @@
 
 Lightning's DDP launcher re-executes this script once per extra rank.
 usage: python ddp_script.py RUN_DIR MAX_ENV_STEPS [CKPT|-] [OVERRIDES...]
+The recipe is sac_pendulum unless the environment variable DDP_RECIPE names another.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -43,7 +45,7 @@ def main() -> None:
     resume = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] != "-" else None
     extra = sys.argv[4:]
     cfg = load_recipe(
-        PENDULUM,
+        os.environ.get("DDP_RECIPE", PENDULUM),
         small_overrides(
             run_dir,
             f"max_env_steps={max_env_steps}",

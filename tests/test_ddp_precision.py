@@ -12,9 +12,11 @@ from conftest import small_overrides, train
 SCRIPT = Path(__file__).parent / "ddp_script.py"
 
 
-def run_ddp(run_dir: Path, max_env_steps: int, ckpt: Path | None = None, *extra: str) -> list[dict]:
+def run_ddp(
+    run_dir: Path, max_env_steps: int, ckpt: Path | None = None, *extra: str, env=None
+) -> list[dict]:
     args = [sys.executable, str(SCRIPT), str(run_dir), str(max_env_steps), str(ckpt or "-"), *extra]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     return [torch.load(run_dir / f"dump_rank{r}.pt", weights_only=False) for r in (0, 1)]
 

@@ -113,3 +113,20 @@ def test_resumed_loop_run_is_the_straight_run(tmp_path):
         straight.state_dict().items(), resumed.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b), name
+
+
+def test_loop_under_ddp_syncs_sac_and_keeps_a_model_per_rank(tmp_path):
+    import os
+
+    from test_ddp_precision import run_ddp
+
+    env = {**os.environ, "DDP_RECIPE": LOOP_PENDULUM}
+    rank0, rank1 = run_ddp(tmp_path, 400, None, *FAST, "algo.model_train_every=100", env=env)
+    assert rank0["updates"] == rank1["updates"] == 100  # 200 local steps, 100 warm-up
+    sac = [k for k in rank0["state_dict"] if k.startswith("loss_module.")]
+    model = [k for k in rank0["state_dict"] if k.startswith("dynamics.layers")]
+    assert sac and model
+    for key in sac:
+        assert torch.equal(rank0["state_dict"][key], rank1["state_dict"][key]), key
+    # each rank fits its own model on its own data
+    assert any(not torch.equal(rank0["state_dict"][k], rank1["state_dict"][k]) for k in model)

@@ -123,6 +123,12 @@ class LOOP(SAC):
         self.dynamics = EnsembleDynamics(
             hp.obs_dim, hp.act_dim, model_hidden, model_members, model_elites
         )
+        # Under DDP each rank fits its own model on its own replay buffer, outside the SAC
+        # update: DDP must neither expect gradients for it nor broadcast its buffers.
+        self._ddp_params_and_buffers_to_ignore = [
+            f"dynamics.{name}"
+            for name, _ in [*self.dynamics.named_parameters(), *self.dynamics.named_buffers()]
+        ]
         self.terminated_fn = termination_fn(hp.env_id)
         self.model_fitted_at = -1  # env_steps // model_train_every at the last fit
         self.model_fits = 0
