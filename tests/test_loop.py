@@ -130,3 +130,31 @@ def test_loop_under_ddp_syncs_sac_and_keeps_a_model_per_rank(tmp_path):
         assert torch.equal(rank0["state_dict"][key], rank1["state_dict"][key]), key
     # each rank fits its own model on its own data
     assert any(not torch.equal(rank0["state_dict"][k], rank1["state_dict"][k]) for k in model)
+
+
+def test_a_diffusion_policy_prior_plugs_in_by_a_small_subclass(tmp_path, monkeypatch):
+    """Swap ARC's prior for a diffusion policy without touching the planner."""
+    from lit_rl import modules
+    from lit_rl.modules.loop import LOOP
+    from lit_rl.nets.diffusion import DiffusionPolicy, DiffusionSchedule, EpsilonNetwork
+
+    calls = []
+
+    class DiffusionPriorLOOP(LOOP):
+        def make_planner(self):
+            planner = super().make_planner()
+            if not hasattr(self, "diffusion_prior"):
+                eps = EpsilonNetwork(self.hparams.obs_dim, self.hparams.act_dim, (16, 16))
+                self.diffusion_prior = DiffusionPolicy(eps, DiffusionSchedule.make("cosine", 5))
+
+            def prior(obs):
+                calls.append(obs.shape[0])
+                return self.diffusion_prior.sample(obs)[:, 0]
+
+            planner.prior = prior
+            return planner
+
+    monkeypatch.setitem(modules.ALGORITHMS, "loop", DiffusionPriorLOOP)
+    _, module, _ = train(small_overrides(tmp_path, *FAST, "max_env_steps=200"), LOOP_PENDULUM)
+    assert isinstance(module, DiffusionPriorLOOP) and module.env_steps == 200
+    assert calls and set(calls) == {5}  # num_prior rollouts, batched, at every plan
