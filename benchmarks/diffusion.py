@@ -1,0 +1,116 @@
+"""DPMD and SDAC costs on Humanoid-v5 shapes, measured in one run against SAC.
+
+    python benchmarks/diffusion.py
+    python benchmarks/diffusion.py --env Ant-v5 --repeats 20
+
+1. One gradient update (loss forward, one backward, optimizer step; batch 256) of DPMD
+   and SDAC with the recipe defaults, relative to one SAC update (sac_humanoid recipe).
+   Policy updates happen every `policy_delay` (2) updates, so the average over a pair of
+   updates is the cost per update. Target (issue #5): <= 2x SAC.
+2. Acting latency per env step: best-of-N with N = 32 candidates x T = 20 denoising
+   steps for one observation. Target: <= 3 ms on this CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from tensordict import TensorDict
+
+from lit_rl.config import load_recipe
+from lit_rl.run import build_module
+
+BATCH = 256
+
+
+def random_batch(obs_dim: int, act_dim: int) -> TensorDict:
+    return TensorDict(
+        {
+            "observation": torch.randn(BATCH, obs_dim),
+            "action": torch.rand(BATCH, act_dim) * 2 - 1,
+            "next": {
+                "observation": torch.randn(BATCH, obs_dim),
+                "reward": torch.randn(BATCH, 1),
+                "terminated": torch.zeros(BATCH, 1, dtype=torch.bool),
+                "done": torch.zeros(BATCH, 1, dtype=torch.bool),
+            },
+        },
+        batch_size=[BATCH],
+    )
+
+
+def build(recipe: str, env_id: str):
+    cfg = load_recipe(recipe, [f"env.id={env_id}", "run_dir=/tmp/lit_rl_bench_diffusion"])
+    return build_module(cfg, "/tmp/lit_rl_bench_diffusion")
+
+
+def update_ms(module, batch: TensorDict, repeats: int, **loss_kwargs) -> float:
+    """Mean wall-clock of loss + backward + step over `repeats` updates (after 3 warm-ups)."""
+    optimizer = module.configure_optimizers()
+
+    def one_update() -> None:
+        losses = module.loss_module(batch, **loss_kwargs)
+        total = sum(v for k, v in losses.items() if k.startswith("loss_"))
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+
+    for _ in range(3):
+        one_update()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        one_update()
+    return 1000 * (time.perf_counter() - start) / repeats
+
+
+@torch.no_grad()
+def acting_ms(module, obs_dim: int, repeats: int) -> float:
+    policy = module.make_policy()
+    td = TensorDict({"observation": torch.randn(obs_dim)}, batch_size=[])
+    for _ in range(3):
+        policy(td)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        policy(td)
+    return 1000 * (time.perf_counter() - start) / repeats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="Humanoid-v5")
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    sac = build("recipes/sac_humanoid.yaml", args.env)
+    obs_dim, act_dim = sac.hparams.obs_dim, sac.hparams.act_dim
+    batch = random_batch(obs_dim, act_dim)
+    print(
+        f"{args.env}: obs {obs_dim}, act {act_dim}, batch {BATCH}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    sac_ms = update_ms(sac, batch, args.repeats)
+    print(f"  SAC update                      {sac_ms:7.2f} ms")
+    for name in ("dpmd", "sdac"):
+        module = build(f"recipes/{name}_humanoid.yaml", args.env)
+        kwargs = {"lam": module.lambda_scale * module.alpha(), "noise_std": 0.5}
+        policy_ms = update_ms(module, batch, args.repeats, update_policy=True, **kwargs)
+        critic_ms = update_ms(module, batch, args.repeats, update_policy=False, **kwargs)
+        delay = module.hparams.policy_delay
+        mean_ms = (policy_ms + (delay - 1) * critic_ms) / delay
+        print(
+            f"  {name.upper()} update (policy_delay={delay})   {mean_ms:7.2f} ms  "
+            f"= {mean_ms / sac_ms:4.2f}x SAC (target <= 2x)   "
+            f"[with policy step {policy_ms:.2f} ms, critic only {critic_ms:.2f} ms]"
+        )
+        hp = module.hparams
+        act = acting_ms(module, obs_dim, args.repeats)
+        print(
+            f"  {name.upper()} acting, {hp.num_particles} candidates x {hp.diffusion_steps} steps"
+            f"  {act:7.2f} ms per env step (target <= 3 ms)"
+        )
+
+
+if __name__ == "__main__":
+    main()
