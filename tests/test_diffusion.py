@@ -95,3 +95,13 @@ def test_denoising_training_learns_two_separated_modes():
     near_left = ((samples + 0.6).abs() < 0.2).float().mean()
     near_right = ((samples - 0.6).abs() < 0.2).float().mean()
     assert near_left > 0.3 and near_right > 0.3, (near_left, near_right)
+
+
+def test_conditioned_noise_prediction_equals_the_full_forward():
+    """Sampling's shortcut (state part of the first layer once per state) changes nothing."""
+    torch.manual_seed(0)
+    net = EpsilonNetwork(10, 3, (32, 32))
+    obs, noisy = torch.randn(4, 10), torch.randn(8, 3)
+    for step in (0, 7):
+        full = net(obs.repeat_interleave(2, dim=0), noisy, torch.full((8,), step))
+        assert torch.allclose(net.conditioned(obs, 2)(noisy, step), full, atol=1e-6)

@@ -118,6 +118,34 @@ class EpsilonNetwork(nn.Module):
         features = torch.cat([observation, noisy_action, self.time_embedding(t)], dim=-1)
         return self.net(features)
 
+    def conditioned(
+        self, observation: torch.Tensor, repeats: int = 1
+    ) -> Callable[[torch.Tensor, int], torch.Tensor]:
+        """`eps(a_t, t)` for a fixed batch of states, each repeated `repeats` times.
+
+        The same as `forward`, cheaper for sampling: the first layer's share of the state
+        (most of its input on MuJoCo tasks: 348 of 381 dims on Humanoid) is computed once
+        per state instead of once per candidate and denoising step, and the time
+        embedding once per step instead of once per row.
+        """
+        first = self.net[0]
+        obs_dim, act_dim = self.obs_dim, self.act_dim
+        w_obs = first.weight[:, :obs_dim]
+        w_act = first.weight[:, obs_dim : obs_dim + act_dim]
+        w_time = first.weight[:, obs_dim + act_dim :]
+        state_part = nn.functional.linear(observation, w_obs, first.bias)
+        state_part = state_part.repeat_interleave(repeats, dim=0)
+        rest = self.net[1:]
+        w_act_t = w_act.t()
+
+        def eps(noisy_action: torch.Tensor, step: int) -> torch.Tensor:
+            t = torch.full((1,), step, device=noisy_action.device, dtype=torch.long)
+            time_part = self.time_embedding(t) @ w_time.t()  # [1, hidden]
+            hidden = torch.addmm(state_part + time_part, noisy_action.to(w_act_t.dtype), w_act_t)
+            return rest(hidden)
+
+        return eps
+
 
 class DiffusionPolicy(nn.Module):
     """A DDPM over actions conditioned on the state.
@@ -153,9 +181,16 @@ class DiffusionPolicy(nn.Module):
             batch * num_samples, self.act_dim, device=obs.device
         )
         sched = self.schedule
+        if isinstance(self.eps_net, EpsilonNetwork):
+            eps_fn = self.eps_net.conditioned(observation, num_samples)
+        else:  # any other noise predictor with the forward(obs, a_t, t) signature
+
+            def eps_fn(noisy: torch.Tensor, step: int) -> torch.Tensor:
+                t = torch.full((batch * num_samples,), step, device=obs.device, dtype=torch.long)
+                return self.eps_net(obs, noisy, t)
+
         for step in reversed(range(sched.num_steps)):
-            t = torch.full((batch * num_samples,), step, device=obs.device, dtype=torch.long)
-            eps = self.eps_net(obs, action, t).to(action.dtype)
+            eps = eps_fn(action, step).to(action.dtype)
             a0 = (
                 (action - sched.sqrt_one_minus_alpha_bars[step] * eps) / sched.sqrt_alpha_bars[step]
             ).clamp(-1, 1)
