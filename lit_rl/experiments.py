@@ -89,5 +89,130 @@ def plot_errors(curves: dict[tuple[int, int], list[float]], path: Path, title: s
     plt.close(fig)
 
 
-EXPERIMENTS: dict[str, Callable[..., Any]] = {"lookahead_pi": run_lookahead_pi}
+BANDIT_PEAKS = (-0.6, 0.6)
+BANDIT_WIDTH = 0.1
+
+
+def bandit_reward(action):
+    """Two equal Gaussian bumps at a = -0.6 and a = +0.6 (width 0.1): `[B, 1] -> [B]`."""
+    import torch
+
+    bumps = [torch.exp(-((action - p) ** 2) / (2 * BANDIT_WIDTH**2)) for p in BANDIT_PEAKS]
+    return sum(bumps).squeeze(-1)
+
+
+def train_bandit_policy(
+    algorithm: str, iterations: int = 1000, seed: int = 0, batch_size: int = 256, lr: float = 3e-3
+):
+    """Policy improvement on the two-peak bandit with the true reward as the critic.
+
+    Returns 2000 action samples `[2000]` of the trained policy. Isolates the step where
+    diffusion policies differ from SAC: SDAC's target `exp(Q / lambda)` keeps both peaks,
+    SAC's Gaussian must pick one or straddle the valley.
+    """
+    import torch
+    from tensordict import TensorDict
+    from torch import nn
+
+    from lit_rl.nets import TanhGaussianActor
+    from lit_rl.nets.diffusion import DiffusionPolicy, DiffusionSchedule, EpsilonNetwork
+    from lit_rl.objectives.rsm import SDACLoss
+    from lit_rl.objectives.sac import SACLoss
+
+    class TrueRewardCritic(nn.Module):
+        """A fixed 'critic' returning the bandit's reward for both heads: `[2, B]`."""
+
+        num_qs = 2
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.dummy = nn.Parameter(torch.zeros(()))  # optimizers and copies need one
+
+        def forward(self, observation, action):
+            return self.forward_with(None, observation, action)
+
+        def forward_with(self, params, observation, action):
+            return bandit_reward(action).unsqueeze(0).expand(2, -1) + 0 * self.dummy
+
+    torch.manual_seed(seed)
+    batch = TensorDict({"observation": torch.zeros(batch_size, 1)}, [batch_size])
+    if algorithm == "sdac":
+        schedule = DiffusionSchedule.make("cosine", 10)
+        policy = DiffusionPolicy(EpsilonNetwork(1, 1, (64, 64)), schedule)
+        loss = SDACLoss(policy, TrueRewardCritic(), num_particles=8, num_reverse_samples=32)
+        step = lambda: loss.policy_loss(batch, 0.05, noise_std=0.1)[0]  # noqa: E731
+        params = policy.parameters()
+    elif algorithm == "sac":
+        actor = TanhGaussianActor(1, 1, (64, 64))
+        loss = SACLoss(actor, TrueRewardCritic(), init_alpha=0.05)
+        step = lambda: loss.actor_loss(batch)[0]  # noqa: E731
+        params = actor.parameters()
+    else:
+        raise ConfigError(f"unknown bimodal_bandit algorithm '{algorithm}'; choose sdac or sac")
+    optimizer = torch.optim.Adam(params, lr=lr)
+    for _ in range(iterations):
+        value = step()
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
+    with torch.no_grad():
+        if algorithm == "sdac":
+            return policy.sample(torch.zeros(1, 1), 2000).flatten()
+        return actor.sample(torch.zeros(2000, 1))[0].flatten()
+
+
+def mass_near_peaks(samples) -> list[float]:
+    """Share of samples within 0.2 of each peak."""
+    return [float(((samples - p).abs() < 0.2).float().mean()) for p in BANDIT_PEAKS]
+
+
+def run_bimodal_bandit(
+    run_dir: str,
+    algorithms: Sequence[str] = ("sdac", "sac"),
+    iterations: int = 1000,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Train each algorithm's policy on the two-peak bandit; plot sample histograms.
+
+    Writes `run_dir/bimodal_bandit.png` and prints the mass near each peak.
+    """
+    print(f"lit-rl: run folder {run_dir}", flush=True)
+    samples = {name: train_bandit_policy(name, iterations, seed) for name in algorithms}
+    out = Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    grid = torch.linspace(-1, 1, 400)
+    ax.plot(grid, bandit_reward(grid[:, None]), "k--", label="reward")
+    masses = {}
+    for name, actions in samples.items():
+        masses[name] = mass_near_peaks(actions)
+        ax.hist(
+            actions.numpy(),
+            bins=80,
+            range=(-1, 1),
+            density=True,
+            alpha=0.5,
+            label=f"{name.upper()} actions",
+        )
+        print(f"{name}: mass near -0.6 {masses[name][0]:.2f}, near +0.6 {masses[name][1]:.2f}")
+    ax.set_xlabel("action")
+    ax.set_title(f"two-peak bandit, {iterations} policy updates, seed {seed}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "bimodal_bandit.png", dpi=120)
+    plt.close(fig)
+    print(f"lit-rl: wrote {out / 'bimodal_bandit.png'}")
+    return masses
+
+
+EXPERIMENTS: dict[str, Callable[..., Any]] = {
+    "lookahead_pi": run_lookahead_pi,
+    "bimodal_bandit": run_bimodal_bandit,
+}
 EXPERIMENT_TOP_LEVEL = {"name", "seed", "run_dir", "experiment"}
