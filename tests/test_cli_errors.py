@@ -24,7 +24,7 @@ from lit_rl.cli import main
         ([PENDULUM, "algo.actor_lr=fast"], "'algo.actor_lr' must be float, got 'fast'"),
         (["recipes/nope.yaml"], "recipe file not found: recipes/nope.yaml"),
         ([PENDULUM, "logger=[csv,wandbb]"], "unknown logger 'wandbb'"),
-        ([PENDULUM, "algo.name=ppo"], "unknown algo.name 'ppo'; available: dpmd, sac, sdac"),
+        ([PENDULUM, "algo.name=ppo"], "unknown algo.name 'ppo'; available: dpmd, loop, sac, sdac"),
         ([PENDULUM, "trainer.max_steps=10"], "'trainer.max_steps' is set by lit_rl"),
         (
             [PENDULUM, "trainer.devises=2"],

@@ -158,3 +158,16 @@ def test_a_diffusion_policy_prior_plugs_in_by_a_small_subclass(tmp_path, monkeyp
     _, module, _ = train(small_overrides(tmp_path, *FAST, "max_env_steps=200"), LOOP_PENDULUM)
     assert isinstance(module, DiffusionPriorLOOP) and module.env_steps == 200
     assert calls and set(calls) == {5}  # num_prior rollouts, batched, at every plan
+
+
+def test_lit_rl_eval_plans_with_a_loop_checkpoint(tmp_path):
+    import json
+
+    overrides = small_overrides(
+        tmp_path, *FAST, "max_env_steps=300", "checkpoint.every_env_steps=200"
+    )
+    _, _, run_dir = train(overrides, LOOP_PENDULUM)
+    result = run_cli("eval", str(run_dir / "step=200.ckpt"), "--episodes", "1")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["env_steps"] == 300 and report["episodes"] == 1
