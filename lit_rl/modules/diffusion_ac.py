@@ -9,14 +9,12 @@ import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModule
 from torch import nn
-from torchrl.envs.utils import ExplorationType, exploration_type
 
 from lit_rl.modules.off_policy import OffPolicyModule
+from lit_rl.modules.policy import acting_deterministically
 from lit_rl.nets.critics import EnsembleQCritic
 from lit_rl.nets.diffusion import DiffusionPolicy, DiffusionSchedule, EpsilonNetwork
 from lit_rl.objectives.rsm import DiffusionActorCriticLoss, DPMDLoss, SDACLoss
-
-_DETERMINISTIC = (ExplorationType.DETERMINISTIC, ExplorationType.MODE, ExplorationType.MEAN)
 
 
 class DiffusionActing(nn.Module):
@@ -31,7 +29,7 @@ class DiffusionActing(nn.Module):
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
         unbatched = observation.dim() == 1
         obs = observation.unsqueeze(0) if unbatched else observation
-        noise = 0.0 if exploration_type() in _DETERMINISTIC else self.noise_std_fn()
+        noise = 0.0 if acting_deterministically() else self.noise_std_fn()
         action = self.loss.act(obs, noise, policy=self.loss.ema_policy).float()
         return action.squeeze(0) if unbatched else action
 

@@ -19,18 +19,16 @@ import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModule
 from torch import nn
-from torchrl.envs.utils import ExplorationType, exploration_type
 
 from lit_rl.envs.termination import termination_fn
 from lit_rl.errors import ConfigError
-from lit_rl.modules.policy import make_gaussian_policy
+from lit_rl.modules.policy import acting_deterministically, make_gaussian_policy
 from lit_rl.modules.sac import SAC
 from lit_rl.nets.dynamics import EliteDynamics, EnsembleDynamics
 from lit_rl.objectives.dynamics import fit_dynamics
 from lit_rl.planning.known_models import known_model
 from lit_rl.planning.planners import PLANNERS, SequencePlanner
 
-_DETERMINISTIC = (ExplorationType.DETERMINISTIC, ExplorationType.MODE, ExplorationType.MEAN)
 PLANNER_CHOICES = ("arc", "cem", "policy")
 MODEL_CHOICES = ("learned", "known")
 
@@ -53,7 +51,7 @@ class PlannerActing(nn.Module):
             self.planner.reset()
         start = time.perf_counter()
         with torch.no_grad():
-            action = self.planner(observation, explore=exploration_type() not in _DETERMINISTIC)
+            action = self.planner(observation, explore=not acting_deterministically())
         self.plan_seconds += time.perf_counter() - start
         self.plans += 1
         return action.float()
@@ -116,7 +114,8 @@ class LOOP(SAC):
             )
         if model not in MODEL_CHOICES:
             raise ConfigError(f"algo.model='{model}'; choose one of {', '.join(MODEL_CHOICES)}")
-        if model == "known" and known_model(hp.env_id) is None:
+        self.known_step = known_model(hp.env_id) if model == "known" else None
+        if model == "known" and self.known_step is None:
             raise ConfigError(f"algo.model=known: lit_rl has no known dynamics for {hp.env_id}")
         if model_elites > model_members:
             raise ConfigError("algo.model_elites must not exceed algo.model_members")
@@ -141,8 +140,8 @@ class LOOP(SAC):
     # ------------------------------------------------------------- the model
     def model_step(self, observation: torch.Tensor, action: torch.Tensor):
         """One step of the model the planner uses: `(next_obs, reward, terminated)`."""
-        if self.hparams.model == "known":
-            return known_model(self.hparams.env_id)(observation, action)
+        if self.known_step is not None:
+            return self.known_step(observation, action)
         if self._elites is None:
             self._elites = self.dynamics.elite_snapshot()
         next_obs, reward = self._elites.sample_step(observation, action)

@@ -12,6 +12,12 @@ from lit_rl.nets.actors import TanhGaussianActor
 _DETERMINISTIC = (ExplorationType.DETERMINISTIC, ExplorationType.MODE, ExplorationType.MEAN)
 
 
+def acting_deterministically() -> bool:
+    """Whether TorchRL's current exploration type asks for deterministic actions
+    (evaluation sets it; collection leaves it random). Shared by every acting rule."""
+    return exploration_type() in _DETERMINISTIC
+
+
 class GaussianActing(nn.Module):
     """Samples from the actor when exploring, takes `tanh(mu)` under a deterministic
     exploration type (TorchRL's ``set_exploration_type``), as SAC evaluates.
@@ -24,7 +30,7 @@ class GaussianActing(nn.Module):
         self.actor = actor
 
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
-        if exploration_type() in _DETERMINISTIC:
+        if acting_deterministically():
             action = self.actor.mode(observation)
         else:
             action = self.actor.explore(observation)
