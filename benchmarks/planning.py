@@ -51,6 +51,49 @@ def planners() -> dict[str, object]:
 
 
 @torch.no_grad()
+def matmul_floor_ms(repeats: int) -> tuple[float, float]:
+    """The default ARC's matrix products alone, back to back, with nothing else: a lower
+    bound on its latency on this machine. Per env step: 5 iterations x 2 model steps of
+    420 rows (105 sequences x 4 particles) split over 5 elites of 4x200, plus 5 critic
+    evaluations of 420 rows (2x256, Q1 only). Returns (ms, GFLOP/s achieved)."""
+    torch.manual_seed(0)
+    sizes = [OBS_DIM + ACT_DIM, 200, 200, 200, 200, 2 * (OBS_DIM + 1)]
+    model = [
+        (torch.randn(5, i, o), torch.randn(5, 1, o))
+        for i, o in zip(sizes[:-1], sizes[1:], strict=True)
+    ]
+    critic = [
+        (torch.randn(1, i, o), torch.randn(1, 1, o)) for i, o in [(14, 256), (256, 256), (256, 1)]
+    ]
+    model_x, critic_x = torch.randn(5, 84, sizes[0]), torch.randn(1, 420, 14)
+
+    def forward(layers, x):
+        for weight, bias in layers:
+            x = torch.baddbmm(bias, x, weight)
+        return x
+
+    def plan() -> None:
+        for _ in range(5):
+            for _ in range(2):
+                forward(model, model_x)
+            forward(critic, critic_x)
+
+    flops = 2 * sum(
+        layers_x.shape[0] * layers_x.shape[1] * w.shape[1] * w.shape[2]
+        for layers, layers_x, calls in ((model, model_x, 10), (critic, critic_x, 5))
+        for w, _ in layers
+        for _ in range(calls)
+    )
+    for _ in range(10):
+        plan()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        plan()
+    seconds = (time.perf_counter() - start) / repeats
+    return 1000 * seconds, flops / seconds / 1e9
+
+
+@torch.no_grad()
 def latency_ms(planner, repeats: int) -> float:
     obs = torch.randn(OBS_DIM)
     for _ in range(10):
@@ -100,6 +143,11 @@ def main() -> None:
     print("Planning latency per env step, Hopper-v5 shapes (target <= 10 ms):")
     for name, planner in planners().items():
         print(f"  {name:<28} {latency_ms(planner, args.repeats):7.2f} ms")
+    floor_ms, gflops = matmul_floor_ms(args.repeats)
+    print(
+        f"  {'its matrix products alone':<28} {floor_ms:7.2f} ms"
+        f" ({gflops:.0f} GFLOP/s: the floor for this configuration here)"
+    )
     if args.run_steps:
         run_shares(args.run_steps)
 

@@ -29,7 +29,8 @@ def test_diffusion_algorithms_train_checkpoint_and_resume(tmp_path, algo):
     recipe = str(REPO / "recipes" / f"{algo}_pendulum.yaml")
     _, module, run_dir = train([*TINY, f"run_dir={tmp_path}"], recipe=recipe)
     assert (module.env_steps, module.updates) == (160, 60)
-    assert module.alpha() == pytest.approx(1.0)  # no decay step yet (every 250 updates)
+    expected_alpha = {"dpmd": 5.0, "sdac": 1.0}[algo]  # the Pendulum recipes' alpha_init
+    assert module.alpha() == pytest.approx(expected_alpha)  # no decay yet (every 250 updates)
     ema = module.loss_module.ema_policy.eps_net.net[0].weight
     online = module.loss_module.policy.eps_net.net[0].weight
     assert not torch.equal(ema, online)  # EMA lags the trained policy

@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 
 import torch
 from tensordict import TensorDictBase
-from tensordict.nn import TensorDictModule
+from tensordict.nn import TensorDictModuleBase
 from torch import nn
 
 from lit_rl.modules.off_policy import OffPolicyModule
-from lit_rl.modules.policy import acting_deterministically
+from lit_rl.modules.policy import ActingPolicy, acting_deterministically
 from lit_rl.nets.critics import EnsembleQCritic
 from lit_rl.nets.diffusion import DiffusionPolicy, DiffusionSchedule, EpsilonNetwork
 from lit_rl.objectives.rsm import DiffusionActorCriticLoss, DPMDLoss, SDACLoss
@@ -104,9 +104,9 @@ class DiffusionActorCritic(OffPolicyModule):
             "num_particles": hp.num_particles,
         }
 
-    def make_policy(self) -> TensorDictModule:
+    def make_policy(self) -> TensorDictModuleBase:
         acting = DiffusionActing(self.loss_module, self.exploration_std)
-        return TensorDictModule(acting, in_keys=["observation"], out_keys=["action"])
+        return ActingPolicy(acting)
 
     # ------------------------------------------------------------ temperature
     def alpha(self) -> float:

@@ -17,12 +17,12 @@ from typing import Any
 
 import torch
 from tensordict import TensorDictBase
-from tensordict.nn import TensorDictModule
+from tensordict.nn import TensorDictModuleBase
 from torch import nn
 
 from lit_rl.envs.termination import termination_fn
 from lit_rl.errors import ConfigError
-from lit_rl.modules.policy import acting_deterministically, make_gaussian_policy
+from lit_rl.modules.policy import ActingPolicy, acting_deterministically, make_gaussian_policy
 from lit_rl.modules.sac import SAC
 from lit_rl.nets.dynamics import EliteDynamics, EnsembleDynamics
 from lit_rl.objectives.dynamics import fit_dynamics
@@ -117,6 +117,11 @@ class LOOP(SAC):
         self.known_step = known_model(hp.env_id) if model == "known" else None
         if model == "known" and self.known_step is None:
             raise ConfigError(f"algo.model=known: lit_rl has no known dynamics for {hp.env_id}")
+        if hp.num_envs != 1 and planner != "policy":
+            raise ConfigError(
+                f"algo.num_envs={hp.num_envs}: LOOP's planner acts on one state at a time; "
+                "use algo.num_envs=1"
+            )
         if model_elites > model_members:
             raise ConfigError("algo.model_elites must not exceed algo.model_members")
         self.dynamics = EnsembleDynamics(
@@ -175,16 +180,12 @@ class LOOP(SAC):
             **common, prior=self.loss_module.actor.mode, num_prior=hp.num_prior, kappa=hp.kappa
         )
 
-    def make_policy(self) -> TensorDictModule:
+    def make_policy(self) -> TensorDictModuleBase:
         if self.hparams.planner == "policy":
             return make_gaussian_policy(self.loss_module.actor)
-        return TensorDictModule(
-            PlannerActing(self.make_planner()),
-            in_keys=["observation", "is_init"],
-            out_keys=["action"],
-        )
+        return ActingPolicy(PlannerActing(self.make_planner()), in_keys=("observation", "is_init"))
 
-    def eval_policies(self) -> dict[str, TensorDictModule]:
+    def eval_policies(self) -> dict[str, TensorDictModuleBase]:
         policies = {"": self.make_policy()}
         if self.hparams.planner != "policy":
             policies["actor"] = make_gaussian_policy(self.loss_module.actor)
@@ -267,7 +268,7 @@ class LOOP(SAC):
     def on_fit_start(self) -> None:
         super().on_fit_start()
         policy = self.collector.policy
-        module = getattr(policy, "module", None)
+        module = getattr(policy, "acting", None)
         self._collector_acting.clear()
         if isinstance(module, PlannerActing):
             self._collector_acting["acting"] = module

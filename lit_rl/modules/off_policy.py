@@ -8,7 +8,7 @@ equals the update count. The run stops itself once
 
 Subclasses provide (see docs/extending.md):
     make_loss()            -> nn.Module, TensorDict in, TensorDict of loss_* out
-    make_policy()          -> TensorDictModule writing "action" from "observation"
+    make_policy()          -> TensorDict policy (TensorDictModuleBase) writing "action"
     configure_optimizers()
 and may override:
     update(batch)          one gradient step; returns the loss TensorDict
@@ -27,16 +27,18 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from tensordict import TensorDictBase
-from tensordict.nn import TensorDictModule
+from tensordict.nn import TensorDictModuleBase
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 from torchrl.collectors import Collector
+from torchrl.envs import SerialEnv
 
 from lit_rl.data.replay import load_replay_state, make_replay_buffer, replay_state
 from lit_rl.envs.make import make_env
@@ -75,7 +77,11 @@ class OffPolicyModule(pl.LightningModule):
         max_env_steps: global env-step budget; the run stops when it is spent.
         warmup_steps: global env steps of uniform random actions before learning.
         utd_ratio: gradient updates per env step (per rank).
-        frames_per_batch: env steps per collector call (1 = update after every step).
+        frames_per_batch: vector steps per collector call (1 = update after every step);
+            each vector step steps all `num_envs` envs.
+        num_envs: envs per rank, stepped together in this process (TorchRL `SerialEnv`);
+            DPMD/SDAC's released code collects with 5. Env `i` of rank `r` is seeded
+            `seed + r * num_envs + i`; budgets and the UTD ratio count every env's steps.
         batch_size: transitions per update (per rank).
         buffer_capacity: replay capacity in transitions (per rank).
         tau: Polyak rate of target networks.
@@ -101,6 +107,7 @@ class OffPolicyModule(pl.LightningModule):
         warmup_steps: int = 1000,
         utd_ratio: float = 1.0,
         frames_per_batch: int = 1,
+        num_envs: int = 1,
         batch_size: int = 256,
         buffer_capacity: int = 1_000_000,
         tau: float = 0.005,
@@ -135,6 +142,7 @@ class OffPolicyModule(pl.LightningModule):
             "utd_ratio": hp.utd_ratio > 0,
             "batch_size": hp.batch_size >= 1,
             "frames_per_batch": hp.frames_per_batch >= 1,
+            "num_envs": hp.num_envs >= 1,
             "updates_per_step": hp.updates_per_step >= 1,
             "warmup_steps": hp.warmup_steps >= 0,
             "target_update_every": hp.target_update_every >= 1,
@@ -152,11 +160,11 @@ class OffPolicyModule(pl.LightningModule):
         """Build the loss module (owns the networks and targets)."""
         raise NotImplementedError
 
-    def make_policy(self) -> TensorDictModule:
+    def make_policy(self) -> TensorDictModuleBase:
         """The acting policy used by the collector and by evaluation."""
         raise NotImplementedError
 
-    def eval_policies(self) -> dict[str, TensorDictModule]:
+    def eval_policies(self) -> dict[str, TensorDictModuleBase]:
         """Policies the evaluation callback runs: "" (the acting policy) logs as
         `eval/return_mean`, any other name as `eval/<name>_return_mean`."""
         return {"": self.make_policy()}
@@ -209,8 +217,21 @@ class OffPolicyModule(pl.LightningModule):
 
     # ----------------------------------------------------------------- setup
     def make_env(self, seed: int):
-        """The training env for one rank (also used by evaluation with another seed)."""
+        """One env (a rank's training envs and the evaluation env are made by this)."""
         return make_env(self.hparams.env_id, seed, self.hparams.max_episode_steps)
+
+    def make_training_env(self, rank: int):
+        """Rank `rank`'s training env: one env, or `num_envs` of them in a `SerialEnv`."""
+        num_envs, seed = self.hparams.num_envs, self.hparams.seed + rank * self.hparams.num_envs
+        if num_envs == 1:
+            return self.make_env(seed)
+        return SerialEnv(num_envs, [partial(self.make_env, seed + i) for i in range(num_envs)])
+
+    def gym_envs(self) -> list:
+        """The Gymnasium envs inside the collector, in order (their state is checkpointed)."""
+        env = self.collector.env
+        sub_envs = env._envs if isinstance(env, SerialEnv) else [env]
+        return [sub_env.base_env._env for sub_env in sub_envs]
 
     def on_fit_start(self) -> None:
         rank = self.global_rank
@@ -221,9 +242,9 @@ class OffPolicyModule(pl.LightningModule):
         )
         warmup_local = self.hparams.warmup_steps // self.world_size
         self.collector = Collector(
-            self.make_env(self.hparams.seed + rank),
+            self.make_training_env(rank),
             self.make_policy(),
-            frames_per_batch=self.hparams.frames_per_batch,
+            frames_per_batch=self.hparams.frames_per_batch * self.hparams.num_envs,
             total_frames=-1,
             init_random_frames=warmup_local,
             policy_device=self.device,
@@ -337,12 +358,11 @@ class OffPolicyModule(pl.LightningModule):
 
     # ------------------------------------------------------------ checkpoints
     def _rank_state(self) -> dict[str, Any]:
-        base_env = self.collector.env.base_env
         return {
             "replay": replay_state(self.replay_buffer),
             "collector": self.collector.state_dict(),
             "carrier": self.collector._carrier.clone(),  # the next observation to act on
-            "env": snapshot_env_state(base_env._env),
+            "env": [snapshot_env_state(env) for env in self.gym_envs()],
             "rng": run_state.rng_state(),
             "episodes": self.episodes,
             "last_episode_return": self.last_episode_return,
@@ -354,7 +374,9 @@ class OffPolicyModule(pl.LightningModule):
         saved_collector.pop("policy_state_dict", None)  # weights come from the checkpoint
         self.collector.load_state_dict(saved_collector, strict=False)
         self.collector._carrier = saved["carrier"].to(self.device)
-        restore_env_state(self.collector.env.base_env._env, saved["env"])
+        env_states = saved["env"] if isinstance(saved["env"], list) else [saved["env"]]
+        for env, env_state in zip(self.gym_envs(), env_states, strict=True):
+            restore_env_state(env, env_state)
         self.episodes = saved["episodes"]
         self.last_episode_return = saved["last_episode_return"]
         self._pending_rng = saved["rng"]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
-from tensordict.nn import TensorDictModule
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModuleBase
 from torch import nn
 from torchrl.envs.utils import ExplorationType, exploration_type
 
@@ -37,6 +40,26 @@ class GaussianActing(nn.Module):
         return action.float()
 
 
-def make_gaussian_policy(actor: TanhGaussianActor) -> TensorDictModule:
-    """``observation -> action`` TensorDictModule around a squashed Gaussian actor."""
-    return TensorDictModule(GaussianActing(actor), in_keys=["observation"], out_keys=["action"])
+class ActingPolicy(TensorDictModuleBase):
+    """A TensorDict policy: reads `in_keys`, calls `acting` on them, writes ``"action"``.
+
+    Collectors call the policy once per env step, so it writes its output with one
+    ``set`` instead of `TensorDictModule`'s generic output handling (which converts each
+    output with ``TensorDict.from_any`` and, for a plain tensor, looks up whether pandas
+    is importable: about 0.2 ms a step here, more than the actor's forward).
+    """
+
+    def __init__(self, acting: nn.Module, in_keys: Sequence[str] = ("observation",)) -> None:
+        super().__init__()
+        self.acting = acting
+        self.in_keys = list(in_keys)
+        self.out_keys = ["action"]
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        action = self.acting(*(tensordict.get(key) for key in self.in_keys))
+        return tensordict.set("action", action)
+
+
+def make_gaussian_policy(actor: TanhGaussianActor) -> ActingPolicy:
+    """``observation -> action`` TensorDict policy around a squashed Gaussian actor."""
+    return ActingPolicy(GaussianActing(actor))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from tensordict.nn import TensorDictModule
+from tensordict.nn import TensorDictModuleBase
 
 from lit_rl.modules.off_policy import OffPolicyModule
 from lit_rl.modules.policy import make_gaussian_policy
@@ -62,7 +62,7 @@ class SAC(OffPolicyModule):
             reward_scale=hp.reward_scale,
         )
 
-    def make_policy(self) -> TensorDictModule:
+    def make_policy(self) -> TensorDictModuleBase:
         return make_gaussian_policy(self.loss_module.actor)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
