@@ -102,7 +102,7 @@ def bandit_reward(action):
 
 
 def train_bandit_policy(
-    algorithm: str, iterations: int = 1000, seed: int = 0, batch_size: int = 256, lr: float = 3e-3
+    algorithm: str, iterations: int = 2000, seed: int = 0, batch_size: int = 256, lr: float = 3e-3
 ):
     """Policy improvement on the two-peak bandit with the true reward as the critic.
 
@@ -180,7 +180,7 @@ def mass_near_peaks(samples) -> list[float]:
 def run_bimodal_bandit(
     run_dir: str,
     algorithms: Sequence[str] = ("sdac", "dpmd", "sac"),
-    iterations: int = 1000,
+    iterations: int = 2000,
     seed: int = 0,
 ) -> dict[str, list[float]]:
     """Train each algorithm's policy on the two-peak bandit; plot sample histograms.

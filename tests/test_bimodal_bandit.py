@@ -2,16 +2,15 @@
 a = +0.6), SDAC's policy improvement keeps both modes; SAC's Gaussian cannot.
 
 The critic is the true reward here, so the test isolates the policy-improvement step
-(the part where diffusion policies differ from SAC). DPMD is not in this test yet: with
-its old-policy samples drawn by the best-of-N acting rule it collapses onto one peak
-here (the fuller mode yields candidates nearer its peak, so it wins best-of-N more
-often); see the tracker. Uniform samples would put 0.2 of their mass near each peak,
-so the thresholds below ask for clearly more. Seed 0 only: with seeds 1 and 2 the same
-budget left SDAC close to uniform (seed robustness is open on the tracker).
+(the part where diffusion policies differ from SAC). Uniform samples would put 0.2 of
+their mass near each peak, so the thresholds ask for clearly more. 2000 updates: with
+1000, seeds 1 and 2 were still close to uniform (0.17/0.16 and 0.09/0.26). DPMD is not
+asserted here: it ends on one peak (docs/diffusion.md explains why).
 """
 
 from __future__ import annotations
 
+import pytest
 import torch
 from conftest import REPO, run_cli
 
@@ -22,10 +21,14 @@ def valley_mass(samples: torch.Tensor) -> float:
     return float((samples.abs() < 0.2).float().mean())
 
 
-def test_sdac_keeps_both_modes():
-    samples = train_bandit_policy("sdac", seed=0)
+@pytest.mark.parametrize(
+    "seed", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)]
+)
+def test_sdac_keeps_both_modes(seed):
+    samples = train_bandit_policy("sdac", seed=seed)
     left, right = mass_near_peaks(samples)
-    # measured: 0.43 and 0.45 near the peaks, 0.05 in the valley
+    # measured near the peaks / in the valley: seed 0 0.50, 0.43 / 0.03;
+    # seed 1 0.34, 0.51 / 0.06; seed 2 0.46, 0.44 / 0.04
     assert left >= 0.3 and right >= 0.3, (left, right)
     assert valley_mass(samples) < 0.1
 
