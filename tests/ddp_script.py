@@ -3,6 +3,8 @@
 Lightning's DDP launcher re-executes this script once per extra rank.
 usage: python ddp_script.py RUN_DIR MAX_ENV_STEPS [CKPT|-] [OVERRIDES...]
 The recipe is sac_pendulum unless the environment variable DDP_RECIPE names another.
+DDP_NO_SMALL=1 leaves out conftest's small SAC-sized overrides (for non-SAC recipes, which
+then pass their own sizes as OVERRIDES).
 """
 
 from __future__ import annotations
@@ -46,15 +48,19 @@ def main() -> None:
     extra = sys.argv[4:]
     cfg = load_recipe(
         os.environ.get("DDP_RECIPE", PENDULUM),
-        small_overrides(
-            run_dir,
+        (
+            [f"run_dir={run_dir}"]
+            if os.environ.get("DDP_NO_SMALL") == "1"
+            else small_overrides(run_dir)
+        )
+        + [
             f"max_env_steps={max_env_steps}",
             "algo.warmup_steps=200",
             "trainer.accelerator=cpu",
             "trainer.devices=2",
             "trainer.strategy=ddp",
             *extra,
-        ),
+        ],
     )
     original = run_module.build_callbacks
     run_module.build_callbacks = lambda c, m, d: [*original(c, m, d), DumpRankState(run_dir)]

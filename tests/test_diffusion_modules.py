@@ -94,3 +94,20 @@ def test_dpmd_humanoid_recipe_runs_end_to_end_from_the_command_line(tmp_path):
         rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
         assert any(r.get("eval/return_mean") for r in rows)
     assert "20 updates" in result.stdout
+
+
+@pytest.mark.parametrize("algo", ["dpmd", "sdac"])
+def test_delayed_policy_updates_train_under_ddp(tmp_path, algo):
+    """policy_delay 2 under 2 DDP ranks: every backward reaches every parameter (DDP's
+    reducer demands it), delayed steps leave the policy alone, and ranks stay identical."""
+    import os
+
+    from test_ddp_precision import assert_same_weights, run_ddp
+
+    env = {**os.environ, "DDP_RECIPE": str(REPO / "recipes" / f"{algo}_pendulum.yaml")}
+    env["DDP_NO_SMALL"] = "1"
+    sizes = [o for o in TINY if not o.startswith(("max_env_steps", "algo.warmup_steps"))]
+    rank0, rank1 = run_ddp(tmp_path, 280, None, *sizes, env=env)
+    # 140 local env steps, 100 warm-up: 40 updates, 20 of them policy updates
+    assert rank0["updates"] == rank1["updates"] == 40
+    assert_same_weights(rank0["state_dict"], rank1["state_dict"])

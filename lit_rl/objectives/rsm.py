@@ -24,6 +24,7 @@ import copy
 from typing import Literal
 
 import torch
+import torch.distributed as dist
 from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
@@ -48,7 +49,16 @@ class RunningMeanStd(nn.Module):
 
     @torch.no_grad()
     def update(self, values: torch.Tensor) -> None:
-        batch_mean, batch_var = values.mean(), values.var(unbiased=False)
+        """Blend in the batch's mean and variance; under DDP, those of all ranks' batches
+        (equal sizes), so every rank keeps the same statistics."""
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            moments = torch.stack([values.mean(), values.pow(2).mean()])
+            dist.all_reduce(moments)
+            moments /= dist.get_world_size()
+            batch_mean = moments[0]
+            batch_var = (moments[1] - batch_mean.pow(2)).clamp_min(0.0)
+        else:
+            batch_mean, batch_var = values.mean(), values.var(unbiased=False)
         if not self.initialized:
             self.mean.copy_(batch_mean)
             self.var.copy_(batch_var)
