@@ -46,7 +46,7 @@ class ActingPolicy(TensorDictModuleBase):
     Collectors call the policy once per env step, so it writes its output with one
     ``set`` instead of `TensorDictModule`'s generic output handling (which converts each
     output with ``TensorDict.from_any`` and, for a plain tensor, looks up whether pandas
-    is importable: about 0.2 ms a step here, more than the actor's forward).
+    is importable: together about 0.14 ms a step here).
     """
 
     def __init__(self, acting: nn.Module, in_keys: Sequence[str] = ("observation",)) -> None:
