@@ -2,6 +2,7 @@
 
     python benchmarks/diffusion.py
     python benchmarks/diffusion.py --env Ant-v5 --repeats 20
+    python benchmarks/diffusion.py --device cuda     # also without CUDA graphs, to compare
 
 1. One gradient update (loss forward, one backward, optimizer step; batch 256) of DPMD
    and SDAC with the recipe defaults, relative to one SAC update (sac_humanoid recipe).
@@ -9,6 +10,9 @@
    updates is the cost per update. Target (issue #5): <= 2x SAC.
 2. Acting latency per env step: best-of-N with N = 32 candidates x T = 20 denoising
    steps for one observation. Target: <= 3 ms on this CPU.
+
+On a GPU every time is taken after `torch.cuda.synchronize()`, and DPMD/SDAC are
+measured twice: acting rule replayed from CUDA graphs (the default) and eager.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from lit_rl.run import build_module
 BATCH = 256
 
 
-def random_batch(obs_dim: int, act_dim: int) -> TensorDict:
+def random_batch(obs_dim: int, act_dim: int, device: torch.device) -> TensorDict:
     return TensorDict(
         {
             "observation": torch.randn(BATCH, obs_dim),
@@ -38,12 +42,18 @@ def random_batch(obs_dim: int, act_dim: int) -> TensorDict:
             },
         },
         batch_size=[BATCH],
-    )
+    ).to(device)
 
 
-def build(recipe: str, env_id: str):
-    cfg = load_recipe(recipe, [f"env.id={env_id}", "run_dir=/tmp/lit_rl_bench_diffusion"])
-    return build_module(cfg, "/tmp/lit_rl_bench_diffusion")
+def build(recipe: str, env_id: str, device: torch.device, *overrides: str):
+    overrides = (f"env.id={env_id}", "run_dir=/tmp/lit_rl_bench_diffusion", *overrides)
+    cfg = load_recipe(recipe, list(overrides))
+    return build_module(cfg, "/tmp/lit_rl_bench_diffusion").to(device)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def update_ms(module, batch: TensorDict, repeats: int, **loss_kwargs) -> float:
@@ -59,21 +69,24 @@ def update_ms(module, batch: TensorDict, repeats: int, **loss_kwargs) -> float:
 
     for _ in range(3):
         one_update()
+    synchronize(batch.device)
     start = time.perf_counter()
     for _ in range(repeats):
         one_update()
+    synchronize(batch.device)
     return 1000 * (time.perf_counter() - start) / repeats
 
 
 @torch.no_grad()
-def acting_ms(module, obs_dim: int, repeats: int) -> float:
+def acting_ms(module, obs_dim: int, repeats: int, device: torch.device) -> float:
+    """Per env step: observation in, action back on the host (as a collector needs it)."""
     policy = module.make_policy()
-    td = TensorDict({"observation": torch.randn(obs_dim)}, batch_size=[])
+    td = TensorDict({"observation": torch.randn(obs_dim)}, batch_size=[], device=device)
     for _ in range(3):
-        policy(td)
+        policy(td)["action"].cpu()
     start = time.perf_counter()
     for _ in range(repeats):
-        policy(td)
+        policy(td)["action"].cpu()
     return 1000 * (time.perf_counter() - start) / repeats
 
 
@@ -81,35 +94,48 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="Humanoid-v5")
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
+    device = torch.device(args.device)
     torch.manual_seed(0)
-    sac = build("recipes/sac_humanoid.yaml", args.env)
+    sac = build("recipes/sac_humanoid.yaml", args.env, device)
     obs_dim, act_dim = sac.hparams.obs_dim, sac.hparams.act_dim
-    batch = random_batch(obs_dim, act_dim)
+    batch = random_batch(obs_dim, act_dim, device)
+    card = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(
-        f"{args.env}: obs {obs_dim}, act {act_dim}, batch {BATCH}, "
-        f"torch threads {torch.get_num_threads()}"
+        f"{args.env}: obs {obs_dim}, act {act_dim}, batch {BATCH}, device {card}, "
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}"
     )
     sac_ms = update_ms(sac, batch, args.repeats)
     print(f"  SAC update                      {sac_ms:7.2f} ms")
+    graph_settings = (True, False) if device.type == "cuda" else (True,)
     for name in ("dpmd", "sdac"):
-        module = build(f"recipes/{name}_humanoid.yaml", args.env)
-        kwargs = {"lam": module.lambda_scale * module.alpha(), "noise_std": 0.5}
-        policy_ms = update_ms(module, batch, args.repeats, update_policy=True, **kwargs)
-        critic_ms = update_ms(module, batch, args.repeats, update_policy=False, **kwargs)
-        delay = module.hparams.policy_delay
-        mean_ms = (policy_ms + (delay - 1) * critic_ms) / delay
-        print(
-            f"  {name.upper()} update (policy_delay={delay})   {mean_ms:7.2f} ms  "
-            f"= {mean_ms / sac_ms:4.2f}x SAC (target <= 2x)   "
-            f"[with policy step {policy_ms:.2f} ms, critic only {critic_ms:.2f} ms]"
-        )
-        hp = module.hparams
-        act = acting_ms(module, obs_dim, args.repeats)
-        print(
-            f"  {name.upper()} acting, {hp.num_particles} candidates x {hp.diffusion_steps} steps"
-            f"  {act:7.2f} ms per env step (target <= 3 ms)"
-        )
+        for graphs in graph_settings:
+            overrides = [f"algo.cuda_graphs={str(graphs).lower()}"]
+            module = build(f"recipes/{name}_humanoid.yaml", args.env, device, *overrides)
+            label = name.upper() + (
+                "" if device.type == "cpu" else (" graphs" if graphs else " eager")
+            )
+            report(module, label, batch, sac_ms, obs_dim, args.repeats, device)
+
+
+def report(module, label, batch, sac_ms, obs_dim, repeats, device) -> None:
+    kwargs = {"lam": module.lambda_scale * module.alpha(), "noise_std": 0.5}
+    policy_ms = update_ms(module, batch, repeats, update_policy=True, **kwargs)
+    critic_ms = update_ms(module, batch, repeats, update_policy=False, **kwargs)
+    delay = module.hparams.policy_delay
+    mean_ms = (policy_ms + (delay - 1) * critic_ms) / delay
+    print(
+        f"  {label} update (policy_delay={delay})   {mean_ms:7.2f} ms  "
+        f"= {mean_ms / sac_ms:4.2f}x SAC (target <= 2x)   "
+        f"[with policy step {policy_ms:.2f} ms, critic only {critic_ms:.2f} ms]"
+    )
+    hp = module.hparams
+    act = acting_ms(module, obs_dim, repeats, device)
+    print(
+        f"  {label} acting, {hp.num_particles} candidates x {hp.diffusion_steps} steps"
+        f"  {act:7.2f} ms per env step (target <= 3 ms on CPU)"
+    )
 
 
 if __name__ == "__main__":

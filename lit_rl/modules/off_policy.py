@@ -247,7 +247,10 @@ class OffPolicyModule(pl.LightningModule):
             frames_per_batch=self.hparams.frames_per_batch * self.hparams.num_envs,
             total_frames=-1,
             init_random_frames=warmup_local,
-            policy_device=self.device,
+            # Envs step on the CPU; the policy moves observations to its own device and
+            # actions back (ActingPolicy), so the collector casts nothing per step. Only
+            # the stored batch goes to the module's device, where the replay buffer is.
+            policy_device=None,
             storing_device=self.device,
             # The batch is copied into the replay buffer at once, so the collector may
             # hand out its own buffer instead of a fresh clone every step.
@@ -373,7 +376,7 @@ class OffPolicyModule(pl.LightningModule):
         saved_collector = dict(saved["collector"])
         saved_collector.pop("policy_state_dict", None)  # weights come from the checkpoint
         self.collector.load_state_dict(saved_collector, strict=False)
-        self.collector._carrier = saved["carrier"].to(self.device)
+        self.collector._carrier = saved["carrier"].to(self.collector.env_device)
         env_states = saved["env"] if isinstance(saved["env"], list) else [saved["env"]]
         for env, env_state in zip(self.gym_envs(), env_states, strict=True):
             restore_env_state(env, env_state)

@@ -47,6 +47,10 @@ class ActingPolicy(TensorDictModuleBase):
     ``set`` instead of `TensorDictModule`'s generic output handling (which converts each
     output with ``TensorDict.from_any`` and, for a plain tensor, looks up whether pandas
     is importable: together about 0.14 ms a step here).
+
+    Devices: inputs go to the device of `acting`'s parameters and the action comes back
+    on the inputs' device. Envs step on the CPU, so collectors and evaluation rollouts
+    hand CPU tensordicts to a policy trained on a GPU without any casting of their own.
     """
 
     def __init__(self, acting: nn.Module, in_keys: Sequence[str] = ("observation",)) -> None:
@@ -55,9 +59,20 @@ class ActingPolicy(TensorDictModuleBase):
         self.in_keys = list(in_keys)
         self.out_keys = ["action"]
 
+    def acting_device(self) -> torch.device | None:
+        """Where `acting` computes: its first parameter's (or buffer's) device."""
+        tensor = next(self.acting.parameters(), None)
+        if tensor is None:
+            tensor = next(self.acting.buffers(), None)
+        return None if tensor is None else tensor.device
+
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        action = self.acting(*(tensordict.get(key) for key in self.in_keys))
-        return tensordict.set("action", action)
+        inputs = [tensordict.get(key) for key in self.in_keys]
+        device, source = self.acting_device(), inputs[0].device
+        if device is None or device == source:
+            return tensordict.set("action", self.acting(*inputs))
+        action = self.acting(*(x.to(device, non_blocking=True) for x in inputs))
+        return tensordict.set("action", action.to(source))
 
 
 def make_gaussian_policy(actor: TanhGaussianActor) -> ActingPolicy:

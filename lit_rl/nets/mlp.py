@@ -8,9 +8,26 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+
+class Mish(nn.Mish):
+    """`x * tanh(softplus(x))`, computed on CPU without autograd as `x * n / (n + 2)` with
+    `n = e^x (e^x + 2)`: the same function (`tanh(log(1 + e^x))` rewritten), about twice as
+    fast as `torch.nn.functional.mish` on CPU, where that kernel is not vectorised. Acting
+    with a diffusion policy calls it 60 times per env step (3 layers x 20 denoising steps).
+    Elsewhere (GPU, training) the fused built-in kernel is used.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or torch.is_grad_enabled():
+            return super().forward(x)
+        e = x.clamp(max=20.0).exp_()  # beyond 20, mish(x) = x to float32 precision
+        n = e.mul(e + 2.0)
+        return n.div_(n + 2.0).mul_(x)
+
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
-    "mish": nn.Mish,
+    "mish": Mish,
     "silu": nn.SiLU,
     "tanh": nn.Tanh,
     "elu": nn.ELU,

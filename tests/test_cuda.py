@@ -1,0 +1,106 @@
+"""GPU behaviour: CUDA-graph acting, training on a GPU, mixed precision there.
+
+These need a CUDA device and are skipped without one (CI has none); they were run on the
+GPU machine lent to development sessions (see CHANGELOG / docs/diffusion.md).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import REPO, small_overrides, train
+from test_diffusion_modules import TINY
+
+from lit_rl.nets.critics import EnsembleQCritic
+from lit_rl.nets.cuda_graphs import GraphedCall
+from lit_rl.nets.diffusion import DiffusionPolicy, DiffusionSchedule, EpsilonNetwork
+from lit_rl.objectives.rsm import DPMDLoss
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def small_dpmd_loss(cuda_graphs: bool) -> DPMDLoss:
+    torch.manual_seed(0)
+    policy = DiffusionPolicy(EpsilonNetwork(6, 2, (32, 32)), DiffusionSchedule.make("linear", 5))
+    critic = EnsembleQCritic(6, 2, (32, 32), 2, "mish")
+    return DPMDLoss(policy, critic, num_particles=8, cuda_graphs=cuda_graphs).cuda()
+
+
+def seeded(fn, seed: int = 123) -> torch.Tensor:
+    torch.cuda.manual_seed(seed)
+    return fn()
+
+
+def test_graphed_call_replays_fresh_randomness_and_reads_updated_weights():
+    layer = torch.nn.Linear(4, 4).cuda()
+    graphed = GraphedCall(lambda x: layer(x) + torch.randn_like(x))
+    x = torch.randn(3, 4, device="cuda")
+    first, second = graphed(x), graphed(x)
+    assert not torch.equal(first, second)  # new noise on each replay
+    assert len(graphed) == 1
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.bias.fill_(100.0)  # in place, as optimizers and Polyak updates do
+    assert (graphed(x) > 90).all()
+    graphed(torch.randn(5, 4, device="cuda"))
+    assert len(graphed) == 2  # one graph per input shape
+
+
+@pytest.mark.parametrize("noise_std", [0.0, 0.3])
+def test_graphed_acting_rule_equals_eager_for_the_same_random_stream(noise_std):
+    loss = small_dpmd_loss(cuda_graphs=True)
+    obs = torch.randn(5, 6, device="cuda")
+    loss.act(obs, noise_std)  # capture
+    graphed = seeded(lambda: loss.act(obs, noise_std))
+    eager = seeded(lambda: loss._act(obs, noise_std, loss.policy, noise_std > 0))
+    assert graphed.shape == (5, 2) and (graphed.abs() <= 1).all()
+    torch.testing.assert_close(graphed, eager)
+    with torch.no_grad():  # the graph follows in-place weight updates
+        for param in loss.policy.parameters():
+            param.mul_(0.5)
+    graphed = seeded(lambda: loss.act(obs, noise_std))
+    eager = seeded(lambda: loss._act(obs, noise_std, loss.policy, noise_std > 0))
+    torch.testing.assert_close(graphed, eager)
+
+
+def test_graphs_are_not_used_under_autocast_or_when_disabled():
+    obs = torch.randn(5, 6, device="cuda")
+    loss = small_dpmd_loss(cuda_graphs=False)
+    loss.act(obs)
+    assert not loss._graphed_acting
+    loss = small_dpmd_loss(cuda_graphs=True)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss.act(obs)
+    assert not loss._graphed_acting
+
+
+@pytest.mark.parametrize("algo", ["dpmd", "sdac"])
+def test_diffusion_algorithms_train_on_gpu_with_graphed_acting(tmp_path, algo):
+    recipe = str(REPO / "recipes" / f"{algo}_pendulum.yaml")
+    overrides = [*TINY, f"run_dir={tmp_path}", "trainer.accelerator=gpu"]
+    _, module, _ = train(overrides, recipe=recipe)
+    assert (module.env_steps, module.updates) == (160, 60)
+    assert module.device.type == "cuda"
+    assert module.loss_module._graphed_acting  # collection and updates replayed graphs
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_gpu_run_resumes_from_its_checkpoint(tmp_path):
+    recipe = str(REPO / "recipes" / "dpmd_pendulum.yaml")
+    overrides = [*TINY, f"run_dir={tmp_path}", "trainer.accelerator=gpu"]
+    _, _, run_dir = train(overrides, recipe=recipe)
+    _, resumed, _ = train(
+        [*overrides, "max_env_steps=200"], recipe=recipe, resume=str(run_dir / "last.ckpt")
+    )
+    assert (resumed.env_steps, resumed.updates) == (200, 100)
+    assert str(resumed.replay_buffer.storage.device).startswith("cuda")
+
+
+def test_sac_trains_on_gpu_in_bf16_mixed_precision(tmp_path):
+    overrides = small_overrides(
+        tmp_path, "max_env_steps=300", "trainer.accelerator=gpu", "trainer.precision=bf16-mixed"
+    )
+    trainer, module, _ = train(overrides)
+    assert trainer.precision == "bf16-mixed" and module.device.type == "cuda"
+    assert module.updates == 200
+    assert all(torch.isfinite(p).all() for p in module.parameters())
