@@ -78,9 +78,9 @@ def test_graphs_are_not_used_under_autocast_or_when_disabled():
 def test_diffusion_algorithms_train_on_gpu_with_graphed_acting(tmp_path, algo):
     recipe = str(REPO / "recipes" / f"{algo}_pendulum.yaml")
     overrides = [*TINY, f"run_dir={tmp_path}", "trainer.accelerator=gpu"]
-    _, module, _ = train(overrides, recipe=recipe)
+    trainer, module, _ = train(overrides, recipe=recipe)
     assert (module.env_steps, module.updates) == (160, 60)
-    assert module.device.type == "cuda"
+    assert trainer.strategy.root_device.type == "cuda"  # (Lightning moves it back at the end)
     assert module.loss_module._graphed_acting  # collection and updates replayed graphs
     assert all(torch.isfinite(p).all() for p in module.parameters())
 
@@ -101,6 +101,6 @@ def test_sac_trains_on_gpu_in_bf16_mixed_precision(tmp_path):
         tmp_path, "max_env_steps=300", "trainer.accelerator=gpu", "trainer.precision=bf16-mixed"
     )
     trainer, module, _ = train(overrides)
-    assert trainer.precision == "bf16-mixed" and module.device.type == "cuda"
+    assert trainer.precision == "bf16-mixed" and trainer.strategy.root_device.type == "cuda"
     assert module.updates == 200
     assert all(torch.isfinite(p).all() for p in module.parameters())

@@ -247,11 +247,13 @@ class OffPolicyModule(pl.LightningModule):
             frames_per_batch=self.hparams.frames_per_batch * self.hparams.num_envs,
             total_frames=-1,
             init_random_frames=warmup_local,
-            # Envs step on the CPU; the policy moves observations to its own device and
-            # actions back (ActingPolicy), so the collector casts nothing per step. Only
-            # the stored batch goes to the module's device, where the replay buffer is.
+            # Everything the collector holds stays on the CPU, where envs step: the policy
+            # moves observations to its own device and actions back (ActingPolicy), and
+            # the replay buffer copies each batch into its storage on the module's
+            # device. (Collector-side casting put trajectory ids on the GPU, which broke
+            # partial resets of parallel envs.)
             policy_device=None,
-            storing_device=self.device,
+            storing_device=torch.device("cpu"),
             # The batch is copied into the replay buffer at once, so the collector may
             # hand out its own buffer instead of a fresh clone every step.
             return_same_td=True,
