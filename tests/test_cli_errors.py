@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from conftest import PENDULUM, run_cli
+from conftest import PENDULUM, REPO, run_cli
 
 from lit_rl.cli import main
+
+DPMD = str(REPO / "recipes" / "dpmd_pendulum.yaml")
+SDAC = str(REPO / "recipes" / "sdac_pendulum.yaml")
 
 
 @pytest.mark.parametrize(
@@ -37,10 +40,15 @@ from lit_rl.cli import main
             "algo.buffer_capacity=10 is out of range (at least",
         ),
         ([PENDULUM, "--resume", "missing.ckpt"], "checkpoint to resume not found: missing.ckpt"),
+        ([DPMD, "algo.num_particles=0"], "algo.num_particles=0 is out of range"),
+        ([DPMD, "algo.diffusion_steps=0"], "algo.diffusion_steps=0 is out of range"),
+        ([DPMD, "algo.q_norm_rate=0"], "algo.q_norm_rate=0 is out of range"),
+        ([SDAC, "algo.num_reverse_samples=0"], "algo.num_reverse_samples=0 is out of range"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(args, expected, capsys, tmp_path):
-    code = main(["run", *args, f"run_dir={tmp_path}"] if args[0] == PENDULUM else ["run", *args])
+    in_tmp = args[0] in (PENDULUM, DPMD, SDAC)
+    code = main(["run", *args, f"run_dir={tmp_path}"] if in_tmp else ["run", *args])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert expected in err

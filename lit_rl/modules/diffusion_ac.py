@@ -88,6 +88,22 @@ class DiffusionActorCritic(OffPolicyModule):
         kwargs.setdefault("target_update_every", 2)
         super().__init__(*args, **kwargs)
 
+    def range_checks(self) -> dict[str, bool]:
+        hp = self.hparams
+        return {
+            **super().range_checks(),
+            "diffusion_steps": hp.diffusion_steps >= 1,
+            "num_particles": hp.num_particles >= 1,
+            "policy_delay": hp.policy_delay >= 1,
+            "alpha_init": hp.alpha_init > 0,
+            "alpha_min": hp.alpha_min > 0,
+            "alpha_decay_every": hp.alpha_decay_every >= 1,
+            "exploration_noise": hp.exploration_noise >= 0,
+            "init_noise_scale": hp.init_noise_scale > 0,
+            "ema_tau": 0 < hp.ema_tau <= 1,
+            "gamma": 0 <= hp.gamma <= 1,
+        }
+
     # ------------------------------------------------------------------ pieces
     def make_policy_net(self) -> DiffusionPolicy:
         hp = self.hparams
@@ -195,6 +211,9 @@ class DPMD(DiffusionActorCritic):
     ) -> None:
         super().__init__(*args, **kwargs)
 
+    def range_checks(self) -> dict[str, bool]:
+        return {**super().range_checks(), "q_norm_rate": 0 < self.hparams.q_norm_rate <= 1}
+
     def make_loss(self) -> DPMDLoss:
         hp = self.hparams
         return self.loss_class(
@@ -216,6 +235,12 @@ class SDAC(DiffusionActorCritic):
 
     def __init__(self, *args, num_reverse_samples: int = 64, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+
+    def range_checks(self) -> dict[str, bool]:
+        return {
+            **super().range_checks(),
+            "num_reverse_samples": self.hparams.num_reverse_samples >= 1,
+        }
 
     def make_loss(self) -> SDACLoss:
         return self.loss_class(

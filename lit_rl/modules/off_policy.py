@@ -138,7 +138,15 @@ class OffPolicyModule(pl.LightningModule):
     def check_hyperparameters(self) -> None:
         """Refuse values that cannot run, naming the recipe key (a one-line CLI error)."""
         hp = self.hparams
-        checks = {
+        for key, ok in self.range_checks().items():
+            if not ok:
+                hint = " (at least algo.batch_size)" if key == "buffer_capacity" else ""
+                raise ConfigError(f"algo.{key}={hp[key]} is out of range{hint}")
+
+    def range_checks(self) -> dict[str, bool]:
+        """`{hyperparameter: value is usable}`; algorithms extend it with their own keys."""
+        hp = self.hparams
+        return {
             "utd_ratio": hp.utd_ratio > 0,
             "batch_size": hp.batch_size >= 1,
             "frames_per_batch": hp.frames_per_batch >= 1,
@@ -150,10 +158,6 @@ class OffPolicyModule(pl.LightningModule):
             "tau": 0 < hp.tau <= 1,
             "buffer_capacity": hp.buffer_capacity >= hp.batch_size,
         }
-        for key, ok in checks.items():
-            if not ok:
-                hint = " (at least algo.batch_size)" if key == "buffer_capacity" else ""
-                raise ConfigError(f"algo.{key}={hp[key]} is out of range{hint}")
 
     # ----------------------------------------------------------------- to override
     def make_loss(self) -> nn.Module:
