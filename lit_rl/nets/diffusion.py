@@ -61,24 +61,19 @@ class DiffusionSchedule(nn.Module):
             "posterior_std": (betas * (1 - alpha_bars_prev) / (1 - alpha_bars)).sqrt(),
         }.items():
             self.register_buffer(name, value.float(), persistent=False)
-        self._coefficients = [
-            tuple(row)
-            for row in torch.stack(
-                [
-                    self.sqrt_one_minus_alpha_bars,
-                    self.sqrt_alpha_bars,
-                    self.posterior_coef_x0,
-                    self.posterior_coef_xt,
-                    self.posterior_std,
-                ],
-                dim=1,
-            ).tolist()
-        ]
-
-    def sampling_coefficients(self) -> list[tuple[float, float, float, float, float]]:
-        """Per step `(sqrt(1 - ab_t), sqrt(ab_t), posterior x0 coef, x_t coef, std)` as
-        Python floats (the float32 buffers' values), read once: no device sync per call."""
-        return self._coefficients
+        # Per step `(sqrt(1 - ab_t), sqrt(ab_t), posterior x0 coef, x_t coef, std)` as
+        # Python floats (the float32 buffers' values): scalar operands in the sampling loop
+        # cost no indexing kernel and no device sync.
+        self.sampling_coefficients: list[tuple[float, ...]] = list(
+            zip(
+                self.sqrt_one_minus_alpha_bars.tolist(),
+                self.sqrt_alpha_bars.tolist(),
+                self.posterior_coef_x0.tolist(),
+                self.posterior_coef_xt.tolist(),
+                self.posterior_std.tolist(),
+                strict=True,
+            )
+        )
 
     @classmethod
     def make(cls, name: str, num_steps: int) -> DiffusionSchedule:
@@ -219,10 +214,8 @@ class DiffusionPolicy(nn.Module):
                 t = torch.full((batch * num_samples,), step, device=obs.device, dtype=torch.long)
                 return self.eps_net(obs, noisy, t)
 
-        # Python floats: a scalar operand costs no indexing kernel (20 steps per call)
-        coefficients = sched.sampling_coefficients()
         for step in reversed(range(sched.num_steps)):
-            sqrt_one_minus, sqrt_ab, coef_x0, coef_xt, std = coefficients[step]
+            sqrt_one_minus, sqrt_ab, coef_x0, coef_xt, std = sched.sampling_coefficients[step]
             eps = eps_fn(action, step).to(action.dtype)
             a0 = torch.add(action, eps, alpha=-sqrt_one_minus).div_(sqrt_ab).clamp_(-1, 1)
             mean = a0.mul_(coef_x0).add_(action, alpha=coef_xt)

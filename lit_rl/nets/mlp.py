@@ -11,8 +11,9 @@ from torch import nn
 
 class Mish(nn.Mish):
     """`x * tanh(softplus(x))`, computed on CPU without autograd as `x * n / (n + 2)` with
-    `n = e^x (e^x + 2)`: the same function (`tanh(log(1 + e^x))` rewritten), about twice as
-    fast as `torch.nn.functional.mish` on CPU, where that kernel is not vectorised. Acting
+    `n = e^x (e^x + 2)`: the same function (`tanh(log(1 + e^x))` rewritten), faster than
+    `torch.nn.functional.mish` on CPU (measured at 32x256 here: 34-50 us against 66 us;
+    that kernel is not vectorised on this CPU). Acting
     with a diffusion policy calls it 60 times per env step (3 layers x 20 denoising steps).
     Elsewhere (GPU, training) the fused built-in kernel is used.
     """
