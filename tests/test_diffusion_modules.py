@@ -40,6 +40,10 @@ def test_diffusion_algorithms_train_checkpoint_and_resume(tmp_path, algo):
         resume=str(run_dir / "last.ckpt"),
     )
     assert (resumed.env_steps, resumed.updates) == (200, 100)
+    for trained in (module, resumed):  # the scheduler is stepped per update and resumed
+        policy_lr = trained.optimizers().param_groups[0]["lr"]
+        assert policy_lr == pytest.approx(trained.schedules(trained.updates)["policy_lr"])
+        assert policy_lr < trained.hparams.policy_lr
 
 
 def test_paper_recipes_exist_for_all_tasks():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -14,7 +13,13 @@ from lit_rl.modules.off_policy import OffPolicyModule
 from lit_rl.modules.policy import ActingPolicy, acting_deterministically
 from lit_rl.nets.critics import EnsembleQCritic
 from lit_rl.nets.diffusion import DiffusionPolicy, DiffusionSchedule, EpsilonNetwork
-from lit_rl.objectives.rsm import DiffusionActorCriticLoss, DPMDLoss, SDACLoss
+from lit_rl.objectives.rsm import (
+    DiffusionActorCriticLoss,
+    DPMDLoss,
+    SDACLoss,
+    max_weight_is_finite,
+)
+from lit_rl.objectives.temperature import NoiseEntropyTemperature, hold_then_linear
 
 
 class DiffusionActing(nn.Module):
@@ -44,14 +49,18 @@ class DiffusionActorCritic(OffPolicyModule):
         policy_hidden, critic_hidden, activation: 3x256 Mish in the paper.
         gamma, reward_scale: critic target `reward_scale * r + gamma * ...` (0.99, 0.2).
         critic_lr: Adam learning rate of the critics (3e-4).
-        policy_lr, policy_lr_end: policy learning rate, decayed linearly over the run.
+        policy_lr, policy_lr_end, policy_lr_hold_steps, policy_lr_decay_steps: the
+            released policy schedule: `policy_lr` for the first 25k policy-optimizer
+            steps, then linear to `policy_lr_end` over the next 50k, then constant.
         policy_delay: updates between policy (and EMA) updates (2).
         ema_tau: Polyak rate of the EMA policy used for acting (0.005).
         alpha_init: initial temperature (5).
-        alpha_log_decay, alpha_decay_every: released behaviour, `log alpha` falls by
-            `alpha_log_decay` every `alpha_decay_every` updates (7e-3 every 250: alpha
-            drifts to about 1 over ~300k env steps at 0.2 updates per step). 0 = fixed.
-        alpha_min: floor of the temperature.
+        alpha_lr, alpha_update_every, target_entropy_per_dim: the released temperature,
+            Adam (lr 7e-3) on `log alpha` every 250 updates toward acting-noise entropy
+            -0.9 per action dimension; alpha settles near 0.98 (see
+            `lit_rl.objectives.temperature`). `alpha_lr: 0` keeps alpha fixed.
+        alpha_min: floor of the temperature (0.05; DPMD refuses a floor at which its
+            largest weight `exp(3 / lambda)` overflows float32, lambda < 0.034).
         exploration_noise: acting noise std is `exploration_noise * alpha` (0.1).
         init_noise_scale: `a_T ~ init_noise_scale * N(0, I)` (0.5).
         cuda_graphs: on a GPU, replay the acting rule (T denoising steps, N candidates,
@@ -74,12 +83,15 @@ class DiffusionActorCritic(OffPolicyModule):
         critic_lr: float = 3e-4,
         policy_lr: float = 3e-4,
         policy_lr_end: float = 3e-5,
+        policy_lr_hold_steps: int = 25_000,
+        policy_lr_decay_steps: int = 50_000,
         policy_delay: int = 2,
         ema_tau: float = 0.005,
         alpha_init: float = 5.0,
-        alpha_log_decay: float = 7e-3,
-        alpha_decay_every: int = 250,
-        alpha_min: float = 1e-3,
+        alpha_lr: float = 7e-3,
+        alpha_update_every: int = 250,
+        target_entropy_per_dim: float = -0.9,
+        alpha_min: float = 0.05,
         exploration_noise: float = 0.1,
         init_noise_scale: float = 0.5,
         cuda_graphs: bool = True,
@@ -87,6 +99,15 @@ class DiffusionActorCritic(OffPolicyModule):
     ) -> None:
         kwargs.setdefault("target_update_every", 2)
         super().__init__(*args, **kwargs)
+        hp = self.hparams
+        self.temperature = NoiseEntropyTemperature(
+            alpha_init=hp.alpha_init,
+            lr=hp.alpha_lr,
+            update_every=hp.alpha_update_every,
+            exploration_noise=hp.exploration_noise,
+            target_entropy_per_dim=hp.target_entropy_per_dim,
+            alpha_min=hp.alpha_min,
+        )
 
     def range_checks(self) -> dict[str, bool]:
         hp = self.hparams
@@ -97,7 +118,12 @@ class DiffusionActorCritic(OffPolicyModule):
             "policy_delay": hp.policy_delay >= 1,
             "alpha_init": hp.alpha_init > 0,
             "alpha_min": hp.alpha_min > 0,
-            "alpha_decay_every": hp.alpha_decay_every >= 1,
+            "alpha_lr": hp.alpha_lr >= 0,
+            "alpha_update_every": hp.alpha_update_every >= 1,
+            "policy_lr": hp.policy_lr > 0,
+            "policy_lr_end": hp.policy_lr_end > 0,
+            "policy_lr_hold_steps": hp.policy_lr_hold_steps >= 0,
+            "policy_lr_decay_steps": hp.policy_lr_decay_steps >= 0,
             "exploration_noise": hp.exploration_noise >= 0,
             "init_noise_scale": hp.init_noise_scale > 0,
             "ema_tau": 0 < hp.ema_tau <= 1,
@@ -129,17 +155,35 @@ class DiffusionActorCritic(OffPolicyModule):
         return ActingPolicy(acting)
 
     # ------------------------------------------------------------ temperature
-    def alpha(self) -> float:
-        """The temperature after `updates` updates (released schedule, or fixed)."""
-        hp = self.hparams
-        decays = self.updates // hp.alpha_decay_every
-        return max(hp.alpha_min, hp.alpha_init * math.exp(-hp.alpha_log_decay * decays))
+    def alpha(self, updates: int | None = None) -> float:
+        """The temperature at update `updates` (default: now)."""
+        return self.temperature(self.updates if updates is None else updates)
 
     def exploration_std(self) -> float:
         return self.hparams.exploration_noise * self.alpha()
 
+    def policy_lr_factor(self, updates: int) -> float:
+        """Policy learning rate / `policy_lr` at update `updates` (counted in policy steps)."""
+        hp = self.hparams
+        policy_steps = updates // hp.policy_delay
+        end_factor = hp.policy_lr_end / hp.policy_lr
+        return hold_then_linear(
+            policy_steps, hp.policy_lr_hold_steps, hp.policy_lr_decay_steps, end_factor
+        )
+
+    def schedules(self, updates: int) -> dict[str, float]:
+        hp = self.hparams
+        alpha = self.alpha(updates)
+        return {
+            "alpha": alpha,
+            "lambda": self.lambda_scale * alpha,
+            "exploration_std": hp.exploration_noise * alpha,
+            "policy_lr": hp.policy_lr * self.policy_lr_factor(updates),
+            "critic_lr": hp.critic_lr,
+        }
+
     # ------------------------------------------------------------ optimization
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> dict:
         loss = self.loss_module
         groups = [
             {
@@ -153,15 +197,13 @@ class DiffusionActorCritic(OffPolicyModule):
                 "name": "critic",
             },
         ]
-        return torch.optim.Adam(groups, fused=True)
-
-    def policy_lr_now(self) -> float:
-        hp = self.hparams
-        total = max(
-            1, math.floor((hp.max_env_steps - hp.warmup_steps) * hp.utd_ratio / self.world_size)
+        optimizer = torch.optim.Adam(groups, fused=True)
+        # Stepped once per update (see `update`), so the scheduler's count is `updates`
+        # and Lightning checkpoints it with the optimizer.
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, [self.policy_lr_factor, lambda updates: 1.0]
         )
-        progress = min(1.0, self.updates / total)
-        return hp.policy_lr + (hp.policy_lr_end - hp.policy_lr) * progress
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def is_policy_update(self) -> bool:
         return self.updates % self.hparams.policy_delay == 0
@@ -169,7 +211,6 @@ class DiffusionActorCritic(OffPolicyModule):
     def update(self, batch: TensorDictBase) -> TensorDictBase:
         alpha = self.alpha()
         optimizer = self.optimizers()
-        optimizer.param_groups[0]["lr"] = self.policy_lr_now()
         losses = self.loss_module(
             batch,
             lam=self.lambda_scale * alpha,
@@ -190,6 +231,7 @@ class DiffusionActorCritic(OffPolicyModule):
             for param in policy_params:
                 param.grad = None  # Adam skips the policy: a delayed update does not move it
         optimizer.step()
+        self.lr_schedulers().step()
         losses.set("alpha", torch.tensor(alpha))
         return losses
 
@@ -212,7 +254,14 @@ class DPMD(DiffusionActorCritic):
         super().__init__(*args, **kwargs)
 
     def range_checks(self) -> dict[str, bool]:
-        return {**super().range_checks(), "q_norm_rate": 0 < self.hparams.q_norm_rate <= 1}
+        hp = self.hparams
+        return {
+            **super().range_checks(),
+            "q_norm_rate": 0 < hp.q_norm_rate <= 1,
+            # the largest weight exp(3 / lambda) must stay finite at the coolest alpha
+            "alpha_min": hp.alpha_min > 0
+            and max_weight_is_finite(self.lambda_scale * hp.alpha_min),
+        }
 
     def make_loss(self) -> DPMDLoss:
         hp = self.hparams

@@ -216,6 +216,17 @@ class OffPolicyModule(pl.LightningModule):
         learning_steps = max(0, self.local_env_steps - warmup_local)
         return math.floor(learning_steps * self.hparams.utd_ratio + 1e-9)
 
+    def total_updates(self, world_size: int = 1) -> int:
+        """Updates a whole run does (per rank): what its schedules must survive."""
+        hp = self.hparams
+        learning_steps = max(0, (hp.max_env_steps - hp.warmup_steps) // world_size)
+        return math.floor(learning_steps * hp.utd_ratio + 1e-9)
+
+    def schedules(self, updates: int) -> dict[str, float]:
+        """Every scheduled quantity (temperature, learning rates, noise) at update
+        `updates`, computed without training; tests check each recipe's last update."""
+        return {}
+
     def budget_spent(self) -> bool:
         return self.env_steps >= self.hparams.max_env_steps
 

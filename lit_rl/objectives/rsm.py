@@ -21,6 +21,7 @@ is the min over the critic ensemble.
 from __future__ import annotations
 
 import copy
+import math
 from typing import Literal
 
 import torch
@@ -36,6 +37,12 @@ from lit_rl.objectives.targets import polyak_update
 
 WEIGHT_CLIP = 3.0  # DPMD: normalised Q is clipped to [-3, 3] before exponentiation (paper)
 STD_FLOOR = 1e-6
+FLOAT32_LOG_MAX = math.log(torch.finfo(torch.float32).max)  # ~88.7
+
+
+def max_weight_is_finite(lam: float) -> bool:
+    """Whether DPMD's largest weight `exp(WEIGHT_CLIP / lambda)` is finite in float32."""
+    return lam > 0 and WEIGHT_CLIP / lam < FLOAT32_LOG_MAX
 
 
 class RunningMeanStd(nn.Module):
