@@ -1,0 +1,1 @@
+"""Planners over models: ARC/CEM (MPPI-style) sequence planners, known models, lookahead PI."""
