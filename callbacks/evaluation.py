@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 import torch
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
-EVAL_SEED_OFFSET = 10_000  # keeps eval episodes apart from every rank's training env
+from lit_rl.seeding import eval_env_seed
 
 
 @torch.no_grad()
@@ -50,7 +50,7 @@ class EvalCallback(pl.Callback):
 
     def run(self, trainer: pl.Trainer, module) -> dict[str, float]:
         if self._env is None:
-            self._env = module.make_env(module.hparams.seed + EVAL_SEED_OFFSET)
+            self._env = module.make_env(eval_env_seed(module.hparams.seed))
         # the acting policy logs as eval/return_*, others (LOOP's bare actor) by their name
         policies = module.eval_policies()
         was_training = module.training

@@ -68,7 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("checkpoint")
     ev.add_argument("--episodes", type=int, default=10)
     ev.add_argument(
-        "--seed", type=int, default=None, help="eval env seed (default: the run's seed + 10000)"
+        "--seed",
+        type=int,
+        default=None,
+        help="eval env seed (default: the run's own eval stream, as during training)",
     )
     return parser
 
@@ -121,8 +124,9 @@ def run_experiment(cfg: dict) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
-    from lit_rl.callbacks.evaluation import EVAL_SEED_OFFSET, evaluate_policy
+    from lit_rl.callbacks.evaluation import evaluate_policy
     from lit_rl.modules import ALGORITHMS
+    from lit_rl.seeding import eval_env_seed
 
     path = Path(args.checkpoint)
     if not path.is_file():
@@ -134,7 +138,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"{path} is not a lit_rl checkpoint")
     module = ALGORITHMS[algo_name](**hparams)
     module.load_state_dict(checkpoint["state_dict"])
-    seed = args.seed if args.seed is not None else module.hparams.seed + EVAL_SEED_OFFSET
+    seed = args.seed if args.seed is not None else eval_env_seed(module.hparams.seed)
     env = module.make_env(seed)
     returns = evaluate_policy(env, module.make_policy(), args.episodes)
     result = {

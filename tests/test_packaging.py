@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
 from conftest import REPO
 
+COPY_IGNORE = (".git", ".venv", "build", "dist", "runs", "*.egg-info", "__pycache__")
 IMPORT_EVERYTHING = """
 import importlib, pkgutil, sys
 import lit_rl
@@ -35,9 +37,11 @@ def source_modules() -> set[str]:
 
 
 def test_wheel_installs_and_imports_every_module(tmp_path):
-    wheel_dir, site = tmp_path / "wheel", tmp_path / "site"
+    source, wheel_dir, site = tmp_path / "source", tmp_path / "wheel", tmp_path / "site"
+    # a copy of the sources: no stale build/ folder of the repository can leak in
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*COPY_IGNORE))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    build = [*pip, "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-w", str(wheel_dir)]
+    build = [*pip, "wheel", str(source), "--no-deps", "--no-build-isolation", "-w", str(wheel_dir)]
     subprocess.run(build, check=True, cwd=tmp_path, timeout=300)
     (wheel,) = wheel_dir.glob("lit_rl-*.whl")
     install = [*pip, "install", "--no-deps", "--target", str(site), str(wheel)]

@@ -12,16 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
 
 from lit_rl.config import load_recipe
 from lit_rl.objectives.temperature import NoiseEntropyTemperature, hold_then_linear
 from lit_rl.run import build_module
-from conftest import REPO
 
 TRAINING_RECIPES = sorted(
-    path
-    for path in (REPO / "recipes").glob("*.yaml")
-    if "experiment" not in path.read_text()
+    path for path in (REPO / "recipes").glob("*.yaml") if "experiment" not in path.read_text()
 )
 
 

@@ -45,8 +45,7 @@ from lit_rl.envs.make import make_env
 from lit_rl.envs.snapshot import restore_env_state, snapshot_env_state
 from lit_rl.errors import ConfigError, NonFiniteLossError
 from lit_rl.modules import state as run_state
-
-RANK_SEED_STRIDE = 7919  # a prime: rank r samples from seed + 7919 r, far from seed + 1
+from lit_rl.seeding import sampling_seed, train_env_seed
 
 BUFFER_KEYS = (
     "observation",
@@ -81,12 +80,14 @@ class OffPolicyModule(pl.LightningModule):
             each vector step steps all `num_envs` envs.
         num_envs: envs per rank, stepped together in this process (TorchRL `SerialEnv`);
             DPMD/SDAC's released code collects with 5. Env `i` of rank `r` is seeded
-            `seed + r * num_envs + i`; budgets and the UTD ratio count every env's steps.
+            `lit_rl.seeding.train_env_seed(seed, r, i)`, a stream no other (seed, rank,
+            env) shares; budgets and the UTD ratio count every env's steps.
         batch_size: transitions per update (per rank).
         buffer_capacity: replay capacity in transitions (per rank).
         tau: Polyak rate of target networks.
         target_update_every: updates between target updates.
-        seed: base seed; rank r's env uses `seed + r`.
+        seed: the run's seed: it seeds network initialisation, and every env and
+            sampling stream is derived from it (`lit_rl.seeding`).
         max_episode_steps: overrides the env's time limit.
         log_every_updates: updates between logged training metrics.
         updates_per_step: updates per Lightning `training_step`; >1 amortises the
@@ -237,10 +238,11 @@ class OffPolicyModule(pl.LightningModule):
 
     def make_training_env(self, rank: int):
         """Rank `rank`'s training env: one env, or `num_envs` of them in a `SerialEnv`."""
-        num_envs, seed = self.hparams.num_envs, self.hparams.seed + rank * self.hparams.num_envs
+        num_envs, seed = self.hparams.num_envs, self.hparams.seed
         if num_envs == 1:
-            return self.make_env(seed)
-        return SerialEnv(num_envs, [partial(self.make_env, seed + i) for i in range(num_envs)])
+            return self.make_env(train_env_seed(seed, rank, 0))
+        makers = [partial(self.make_env, train_env_seed(seed, rank, i)) for i in range(num_envs)]
+        return SerialEnv(num_envs, makers)
 
     def gym_envs(self) -> list:
         """The Gymnasium envs inside the collector, in order (their state is checkpointed)."""
@@ -251,7 +253,7 @@ class OffPolicyModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         rank = self.global_rank
         # Sampling noise differs per rank; network init (before fit) is identical.
-        torch.manual_seed(self.hparams.seed + RANK_SEED_STRIDE * rank)
+        torch.manual_seed(sampling_seed(self.hparams.seed, rank))
         self.replay_buffer = make_replay_buffer(
             self.hparams.buffer_capacity, self.hparams.batch_size, device=self.device
         )
