@@ -85,8 +85,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     if "experiment" in cfg:
         return run_experiment(cfg)
-    if args.resume and not Path(args.resume).is_file():
-        raise ConfigError(f"checkpoint to resume not found: {args.resume}")
+    if args.resume:
+        from lit_rl.modules.state import load_plain
+
+        # refuses a missing, foreign or code-carrying file in one line, before any work
+        load_plain(args.resume, "lit_rl checkpoint to resume")
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from lit_rl.run import fit, resolve_run_dir
@@ -122,22 +125,25 @@ def run_experiment(cfg: dict) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import torch
-
     from lit_rl.callbacks.evaluation import evaluate_policy
     from lit_rl.modules import ALGORITHMS
+    from lit_rl.modules.state import load_plain
     from lit_rl.seeding import eval_env_seed
 
     path = Path(args.checkpoint)
     if not path.is_file():
         raise ConfigError(f"checkpoint not found: {path}")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = load_plain(path, "lit_rl checkpoint")
     hparams = checkpoint.get("hyper_parameters")
     algo_name = checkpoint.get("lit_rl_algo")
-    if hparams is None or algo_name not in ALGORITHMS:
+    if not isinstance(hparams, dict) or algo_name not in ALGORITHMS:
         raise ConfigError(f"{path} is not a lit_rl checkpoint")
-    module = ALGORITHMS[algo_name](**hparams)
-    module.load_state_dict(checkpoint["state_dict"])
+    try:
+        module = ALGORITHMS[algo_name](**hparams)
+        module.load_state_dict(checkpoint["state_dict"])
+    except (TypeError, KeyError, RuntimeError) as err:
+        reason = str(err).strip().splitlines()[0][:200]
+        raise ConfigError(f"{path} does not fit this lit_rl's {algo_name}: {reason}") from None
     seed = args.seed if args.seed is not None else eval_env_seed(module.hparams.seed)
     env = module.make_env(seed)
     returns = evaluate_policy(env, module.make_policy(), args.episodes)

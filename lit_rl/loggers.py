@@ -21,14 +21,23 @@ LOGGERS: dict[str, str] = {
 
 
 def _logger_class(name: str) -> type:
+    """The logger class a recipe names: a built-in name, or the class path of a
+    `lightning.pytorch.loggers.Logger` subclass. Anything else (a function such as
+    `os.system`, a class that is not a logger) is refused before it is called."""
     if name in LOGGERS:
         return getattr(pl_loggers, LOGGERS[name])
     if "." in name:  # a class path such as my_package.MyLogger
         module_name, _, class_name = name.rpartition(".")
         try:
-            return getattr(importlib.import_module(module_name), class_name)
+            found = getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError):
             raise ConfigError(f"cannot import logger class '{name}'") from None
+        if not (isinstance(found, type) and issubclass(found, pl_loggers.Logger)):
+            raise ConfigError(
+                f"logger '{name}' is not a lightning.pytorch.loggers.Logger subclass; "
+                "a recipe may only name logger classes"
+            )
+        return found
     raise ConfigError(
         f"unknown logger '{name}'; choose from {', '.join(LOGGERS)} or give a class path"
     )

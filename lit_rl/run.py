@@ -100,5 +100,6 @@ def fit(cfg: dict[str, Any], resume: str | None = None) -> tuple[pl.Trainer, Off
     if trainer.is_global_zero:
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
         print(f"lit-rl: run folder {run_dir}", flush=True)
-    trainer.fit(module, ckpt_path=resume)
+    # weights_only: a checkpoint holds tensors and plain values; loading one never runs code
+    trainer.fit(module, ckpt_path=resume, weights_only=True)
     return trainer, module, run_dir

@@ -38,11 +38,13 @@ def test_resume_equals_uninterrupted_run(tmp_path):
 
 def test_checkpoint_holds_counters_and_names_the_replay_file(tmp_path):
     _, module, run_dir = train(small_overrides(tmp_path, "max_env_steps=200"))
-    checkpoint = torch.load(run_dir / "last.ckpt", weights_only=False)
+    # both files hold tensors and plain values only: they load without unpickling code
+    checkpoint = torch.load(run_dir / "last.ckpt", weights_only=True)
     saved = checkpoint["lit_rl"]
     assert saved["env_steps"] == 200 and saved["updates"] == module.updates == 100
-    rank_state = torch.load(run_dir / saved["rank_state"], weights_only=False)
-    assert rank_state["replay"]["rows"].shape[0] == 200
+    rank_state = torch.load(run_dir / saved["rank_state"], weights_only=True)
+    assert rank_state["replay"]["rows"]["batch_size"] == [200]
+    assert rank_state["replay"]["rows"]["data"]["observation"].shape == (200, 3)
     assert set(rank_state["rng"]) >= {"python", "numpy", "torch"}
     assert "optimizer_states" in checkpoint and checkpoint["optimizer_states"]
     # target critic and temperature are in the weights

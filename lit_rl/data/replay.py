@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 from torchrl.data import LazyTensorStorage, ReplayBuffer
 from torchrl.data.replay_buffers.samplers import RandomSampler
 
@@ -26,13 +26,22 @@ def make_replay_buffer(
     )
 
 
+def tensordict_state(td: TensorDictBase) -> dict[str, Any]:
+    """A TensorDict as nested plain dicts of tensors (loads with `weights_only=True`)."""
+    return {"data": td.to_dict(), "batch_size": list(td.batch_size)}
+
+
+def tensordict_from_state(state: dict[str, Any]) -> TensorDict:
+    return TensorDict(state["data"], batch_size=state["batch_size"])
+
+
 def replay_state(buffer: ReplayBuffer) -> dict[str, Any]:
     """The filled rows (in storage order) and the writer's cursor and write count."""
     num_filled = len(buffer)
-    rows: TensorDictBase | None = None
+    rows = None
     if num_filled:
-        rows = buffer.storage[:num_filled].clone()
-    return {"rows": rows, "writer": buffer._writer.state_dict()}
+        rows = tensordict_state(buffer.storage[:num_filled].clone())
+    return {"rows": rows, "writer": dict(buffer._writer.state_dict())}
 
 
 def load_replay_state(buffer: ReplayBuffer, state: dict[str, Any]) -> None:
@@ -42,5 +51,5 @@ def load_replay_state(buffer: ReplayBuffer, state: dict[str, Any]) -> None:
     if state["rows"] is not None:
         # Writing rows 0..n-1 in order reproduces the storage layout; the saved cursor
         # then puts the next write where the interrupted run would have put it.
-        buffer.extend(state["rows"])
+        buffer.extend(tensordict_from_state(state["rows"]))
     buffer._writer.load_state_dict(state["writer"])

@@ -1,18 +1,23 @@
 """Save and restore the inside of a running Gymnasium env, so a resumed run continues
 the same episode instead of resetting (TorchRL collectors do not keep env state).
 
-MuJoCo envs re-create themselves on unpickling (EzPickle), so their physics state is
-saved explicitly; other envs (classic control) pickle with their state.
+A snapshot holds tensors and plain numbers only, so it loads with
+`torch.load(weights_only=True)` and no state file can run code: MuJoCo envs save their
+integration state (qpos, qvel, act, time and the solver's warm start, MuJoCo's
+`mjSTATE_INTEGRATION`); other envs (classic control) save their numeric attributes
+(Pendulum's `state` and `last_u`). Both save the env's RNG state and time-limit counters.
 """
 
 from __future__ import annotations
 
-import pickle
-import warnings
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
+
+PLAIN_SCALARS = (bool, int, float)
+ARRAY_KINDS = "biuf"  # bool, int, unsigned, float arrays become tensors
 
 
 def _time_limit_wrappers(env: gym.Env) -> list[gym.wrappers.TimeLimit]:
@@ -28,8 +33,29 @@ def _is_mujoco(unwrapped: gym.Env) -> bool:
     return hasattr(unwrapped, "model") and hasattr(unwrapped, "data")
 
 
+def _numeric_attributes(unwrapped: gym.Env) -> dict[str, Any]:
+    """The env's attributes that are numbers, None or numeric arrays (as tensors)."""
+    saved: dict[str, Any] = {}
+    for name, value in vars(unwrapped).items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if value is None or isinstance(value, PLAIN_SCALARS):
+            saved[name] = value
+        elif isinstance(value, np.ndarray) and value.dtype.kind in ARRAY_KINDS:
+            saved[name] = {"array": torch.from_numpy(value.copy()), "dtype": value.dtype.str}
+    return saved
+
+
+def _restore_numeric_attributes(unwrapped: gym.Env, saved: dict[str, Any]) -> None:
+    for name, value in saved.items():
+        if isinstance(value, dict):
+            value = value["array"].numpy().astype(np.dtype(value["dtype"]))
+        setattr(unwrapped, name, value)
+
+
 def snapshot_env_state(env: gym.Env) -> dict[str, Any]:
-    """A picklable snapshot of `env`'s dynamic state (physics, RNG, elapsed steps)."""
+    """A snapshot of `env`'s dynamic state (physics, RNG, elapsed steps): tensors and
+    plain values only."""
     unwrapped = env.unwrapped
     state: dict[str, Any] = {
         "elapsed": [w._elapsed_steps for w in _time_limit_wrappers(env)],
@@ -43,9 +69,9 @@ def snapshot_env_state(env: gym.Env) -> dict[str, Any]:
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         buffer = np.empty(mujoco.mj_stateSize(unwrapped.model, spec))
         mujoco.mj_getState(unwrapped.model, unwrapped.data, buffer, spec)
-        state["mujoco"] = buffer
+        state["mujoco"] = torch.from_numpy(buffer)
     else:
-        state["pickled"] = pickle.dumps(unwrapped.__dict__)
+        state["attributes"] = _numeric_attributes(unwrapped)
     return state
 
 
@@ -58,13 +84,9 @@ def restore_env_state(env: gym.Env, state: dict[str, Any]) -> None:
         import mujoco
 
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
-        mujoco.mj_setState(unwrapped.model, unwrapped.data, state["mujoco"], spec)
+        physics = np.asarray(state["mujoco"], dtype=np.float64)
+        mujoco.mj_setState(unwrapped.model, unwrapped.data, physics, spec)
         mujoco.mj_forward(unwrapped.model, unwrapped.data)
     else:
-        try:
-            unwrapped.__dict__.update(pickle.loads(state["pickled"]))
-        except Exception as err:  # noqa: BLE001 - best effort, a reset is a safe fallback
-            warnings.warn(
-                f"could not restore env state ({err}); the episode restarts", stacklevel=2
-            )
+        _restore_numeric_attributes(unwrapped, state["attributes"])
     unwrapped.np_random.bit_generator.state = state["np_random"]

@@ -40,7 +40,13 @@ from torch.utils.data import DataLoader, IterableDataset
 from torchrl.collectors import Collector
 from torchrl.envs import SerialEnv
 
-from lit_rl.data.replay import load_replay_state, make_replay_buffer, replay_state
+from lit_rl.data.replay import (
+    load_replay_state,
+    make_replay_buffer,
+    replay_state,
+    tensordict_from_state,
+    tensordict_state,
+)
 from lit_rl.envs.make import make_env
 from lit_rl.envs.snapshot import restore_env_state, snapshot_env_state
 from lit_rl.errors import ConfigError, NonFiniteLossError
@@ -382,20 +388,29 @@ class OffPolicyModule(pl.LightningModule):
     def _rank_state(self) -> dict[str, Any]:
         return {
             "replay": replay_state(self.replay_buffer),
-            "collector": self.collector.state_dict(),
-            "carrier": self.collector._carrier.clone(),  # the next observation to act on
+            "collector": self.collector_state(),
+            # the next observation to act on
+            "carrier": tensordict_state(self.collector._carrier.clone()),
             "env": [snapshot_env_state(env) for env in self.gym_envs()],
             "rng": run_state.rng_state(),
             "episodes": self.episodes,
             "last_episode_return": self.last_episode_return,
         }
 
+    def collector_state(self) -> dict[str, Any]:
+        """The collector's counters and trajectory ids, as plain dicts of tensors
+        (its policy weights come from the checkpoint)."""
+        state = dict(self.collector.state_dict())
+        state.pop("policy_state_dict", None)
+        return {
+            key: dict(value) if isinstance(value, dict) else value for key, value in state.items()
+        }
+
     def _restore_rank_state(self, saved: dict[str, Any]) -> None:
         load_replay_state(self.replay_buffer, saved["replay"])
-        saved_collector = dict(saved["collector"])
-        saved_collector.pop("policy_state_dict", None)  # weights come from the checkpoint
-        self.collector.load_state_dict(saved_collector, strict=False)
-        self.collector._carrier = saved["carrier"].to(self.collector.env_device)
+        self.collector.load_state_dict(saved["collector"], strict=False)
+        carrier = tensordict_from_state(saved["carrier"])
+        self.collector._carrier = carrier.to(self.collector.env_device)
         env_states = saved["env"] if isinstance(saved["env"], list) else [saved["env"]]
         for env, env_state in zip(self.gym_envs(), env_states, strict=True):
             restore_env_state(env, env_state)
@@ -431,7 +446,7 @@ class OffPolicyModule(pl.LightningModule):
         if saved["rank_state"] is None or ckpt_path is None:
             return
         if saved["world_size"] != self.world_size:
-            raise RuntimeError(
+            raise ConfigError(
                 f"checkpoint was written by {saved['world_size']} ranks; resume it with "
                 f"trainer.devices x trainer.num_nodes = {saved['world_size']}"
             )

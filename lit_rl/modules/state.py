@@ -5,6 +5,10 @@ owns a replay buffer and an env that differ across ranks and may be large, so ev
 rank writes them to `<run_dir>/replay/rank<r>-u<updates>.pt` and the checkpoint keeps
 the relative path. The last two generations are kept, so a process killed between
 writing this file and the checkpoint still finds the one its checkpoint names.
+
+State files hold tensors, numbers, strings and containers of them only, and are read
+with `torch.load(weights_only=True)`: a file a user is handed cannot run code. A file
+that is not such a state file is refused with a one-line `ConfigError`.
 """
 
 from __future__ import annotations
@@ -17,15 +21,30 @@ from typing import Any
 import numpy as np
 import torch
 
+from lit_rl.errors import ConfigError
+
 KEEP_GENERATIONS = 2
 STATE_DIR = "replay"
+STATE_FORMAT = 2  # 1: pickled objects (lit_rl 0.1); 2: tensors and plain values
 
 
 def rng_state() -> dict[str, Any]:
-    """Python, NumPy and torch RNG states (CUDA too when present)."""
+    """Python, NumPy and torch RNG states (CUDA too when present), as tensors and numbers."""
+    version, python_words, gauss_next = random.getstate()
+    name, numpy_keys, position, has_gauss, cached_gaussian = np.random.get_state()
     state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": {
+            "version": version,
+            "words": torch.tensor(python_words, dtype=torch.int64),
+            "gauss_next": gauss_next,
+        },
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(numpy_keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -34,8 +53,18 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["words"].tolist()), python["gauss_next"]))
+    numpy = state["numpy"]
+    np.random.set_state(
+        (
+            numpy["name"],
+            numpy["keys"].numpy().astype(np.uint32),
+            numpy["position"],
+            numpy["has_gauss"],
+            numpy["cached_gaussian"],
+        )
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -53,7 +82,7 @@ def write_rank_state(
     path = Path(run_dir) / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
+    torch.save({"format": STATE_FORMAT, **state}, tmp)
     os.replace(tmp, path)
     generations = sorted(path.parent.glob(f"rank{rank}-u*.pt"))
     for old in generations[:-KEEP_GENERATIONS]:
@@ -61,11 +90,40 @@ def write_rank_state(
     return relative
 
 
+def load_plain(path: str | os.PathLike, what: str) -> dict[str, Any]:
+    """`torch.load(path, weights_only=True)`: tensors and plain values, never code.
+
+    Raises:
+        ConfigError: (one line) the file is missing or unreadable, holds anything but
+            tensors and plain values (a pickled object, possibly crafted to run code), or
+            is not a mapping.
+    """
+    if not Path(path).is_file():
+        raise ConfigError(f"{what} not found: {path}")
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - unpickling and zip errors have many types
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            f"refusing to load {path}: not a {what} made of tensors and plain values "
+            f"({reason[:160]})"
+        ) from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"refusing to load {path}: not a {what}")
+    return loaded
+
+
 def read_rank_state(base_dir: str | os.PathLike, rank: int, updates: int) -> dict[str, Any]:
     path = Path(base_dir) / rank_state_name(rank, updates)
     if not path.exists():
-        raise FileNotFoundError(
+        raise ConfigError(
             f"the checkpoint needs {path} (replay buffer and env state of rank {rank}); "
             "resume from a checkpoint inside its own run folder"
         )
-    return torch.load(path, weights_only=False)
+    state = load_plain(path, "lit_rl rank state file")
+    if state.get("format") != STATE_FORMAT:
+        raise ConfigError(
+            f"{path} has state format {state.get('format')!r}; this lit_rl reads "
+            f"format {STATE_FORMAT} (resume it with the lit_rl version that wrote it)"
+        )
+    return state
