@@ -1,16 +1,19 @@
 """`lit-rl run|eval` and the `lightning run` shim.
 
-    lit-rl run RECIPE.yaml [key=value ...] [--resume CKPT]
+    lit-rl run RECIPE.yaml [key=value ...]
+    lit-rl run --resume RUN_DIR|CKPT [key=value ...]   (continues in place)
     lit-rl eval CKPT [--episodes N] [--seed S]
     lightning run RECIPE.yaml ...   (same as lit-rl run; other subcommands go to lightning-sdk)
 
-Bad input exits with code 2 and one line on stderr; a NaN/inf loss exits with code 3;
+Bad input exits with code 2 and one line on stderr; a NaN/inf loss exits with code 3; a
+file that cannot be written (disk full, quota, read-only) exits with code 4;
 Ctrl-C exits with 130 and SIGTERM with 143, both after writing `last.ckpt`.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
 import json
 import os
@@ -23,7 +26,9 @@ from lit_rl.errors import ConfigError, NonFiniteLossError
 
 EXIT_BAD_INPUT = 2
 EXIT_NONFINITE = 3
+EXIT_WRITE_FAILED = 4  # a file could not be written (disk full, quota, permissions)
 EXIT_INTERRUPTED = 130
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
 EXIT_TERMINATED = 143
 
 
@@ -58,9 +63,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train a recipe")
-    run.add_argument("recipe", help="path to a recipe YAML file")
+    run.add_argument(
+        "recipe", nargs="?", help="path to a recipe YAML file (not needed with --resume)"
+    )
     run.add_argument("overrides", nargs="*", help="dot-list overrides such as algo.batch_size=512")
-    run.add_argument("--resume", metavar="CKPT", help="continue the experiment saved in CKPT")
+    run.add_argument(
+        "--resume",
+        metavar="RUN_DIR|CKPT",
+        help="continue a run in its own folder, from its newest checkpoint or from CKPT; "
+        "its config.yaml is the recipe (overrides apply on top, e.g. a larger max_env_steps)",
+    )
     run.add_argument(
         "--print-config", action="store_true", help="print the resolved recipe and exit"
     )
@@ -76,28 +88,57 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from lit_rl.config import load_recipe, to_yaml
+def load_run_config(args: argparse.Namespace) -> tuple[dict, str | None]:
+    """The recipe to run and the checkpoint to resume (None for a fresh run).
 
-    cfg = load_recipe(args.recipe, args.overrides)
+    A resumed run's recipe is its own `config.yaml` (overrides included), with this
+    command's overrides on top; its run folder stays where it is.
+    """
+    from lit_rl.config import load_recipe
+
+    if not args.resume:
+        if args.recipe is None:
+            raise ConfigError("give a recipe file (lit-rl run RECIPE.yaml) or --resume RUN_DIR")
+        return load_recipe(args.recipe, args.overrides), None
+    from lit_rl.modules.state import load_plain
+    from lit_rl.run import resume_target
+
+    run_dir, checkpoint = resume_target(args.resume)
+    # refuses a foreign or code-carrying file in one line, before any work
+    load_plain(checkpoint, "lit_rl checkpoint to resume")
+    overrides = list(args.overrides)
+    if args.recipe is not None:
+        if "=" not in args.recipe:
+            raise ConfigError(
+                f"--resume continues {run_dir} with its own config.yaml; drop {args.recipe} "
+                "(change settings with key=value overrides)"
+            )
+        overrides.insert(0, args.recipe)  # `lit-rl run --resume DIR max_env_steps=N`
+    if any(item.split("=", 1)[0] == "run_dir" for item in overrides):
+        raise ConfigError("a resumed run stays in its own folder; run_dir cannot be overridden")
+    config = run_dir / "config.yaml"
+    if not config.is_file():
+        raise ConfigError(f"{run_dir} has no config.yaml; is it a lit_rl run folder?")
+    return load_recipe(config, [*overrides, f"run_dir={run_dir}"]), str(checkpoint)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from lit_rl.config import to_yaml
+
+    cfg, resume = load_run_config(args)
     if args.print_config:
         print(to_yaml(cfg), end="")
         return 0
     if "experiment" in cfg:
         return run_experiment(cfg)
-    if args.resume:
-        from lit_rl.modules.state import load_plain
-
-        # refuses a missing, foreign or code-carrying file in one line, before any work
-        load_plain(args.resume, "lit_rl checkpoint to resume")
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from lit_rl.run import fit, resolve_run_dir
 
     run_dir = resolve_run_dir(cfg)
-    resume_hint = f"resume with: lit-rl run {args.recipe} --resume {run_dir / 'last.ckpt'}"
+    resume_hint = f"resume with: lit-rl run --resume {run_dir}"
     try:
-        trainer, module, run_dir = fit(cfg, resume=args.resume)
+        trainer, module, run_dir = fit(cfg, resume=resume)
     except SIGTERMException:
         print(f"lit-rl: terminated (SIGTERM); checkpoint written; {resume_hint}", file=sys.stderr)
         return EXIT_TERMINATED
@@ -178,6 +219,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NonFiniteLossError as err:
         print(f"lit-rl: error: {err}", file=sys.stderr)
         return EXIT_NONFINITE
+    except OSError as err:
+        if err.errno not in WRITE_ERRNOS:
+            raise
+        where = f": {err.filename}" if err.filename else ""
+        print(f"lit-rl: error: {err.strerror}{where}", file=sys.stderr)
+        return EXIT_WRITE_FAILED
+
+
+RECIPE_SUFFIXES = (".yaml", ".yml")
+LIT_RL_RUN_OPTIONS = ("--resume", "--print-config")
+
+
+def is_lit_rl_run(argv: Sequence[str]) -> bool:
+    """`run RECIPE.yaml ...` or `run --resume ...` is ours; lightning-sdk has its own
+    `run` subcommands (`lightning run job`, `lightning run mmt`), which go to it."""
+    if len(argv) < 2 or argv[0] != "run":
+        return False
+    first = argv[1]
+    return first.endswith(RECIPE_SUFFIXES) or first.split("=", 1)[0] in LIT_RL_RUN_OPTIONS
 
 
 def lightning_main(argv: Sequence[str] | None = None) -> int:
@@ -187,11 +247,12 @@ def lightning_main(argv: Sequence[str] | None = None) -> int:
     name for its cloud CLI, so this shim keeps both working side by side.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "run":
+    if is_lit_rl_run(argv):
         return main(argv)
     if importlib.util.find_spec("lightning_sdk") is None:
         print(
-            "lightning: only 'lightning run RECIPE.yaml [key=value ...]' is provided by lit_rl; "
+            "lightning: only 'lightning run RECIPE.yaml [key=value ...]' (and 'run --resume') "
+            "is provided by lit_rl; "
             "other subcommands belong to the lightning-sdk cloud CLI, which is not installed "
             "(pip install lightning-sdk)",
             file=sys.stderr,

@@ -24,6 +24,7 @@ import collections.abc
 import datetime as _dt
 import difflib
 import inspect
+import secrets
 import types
 import typing
 from pathlib import Path
@@ -68,6 +69,12 @@ RESERVED_TRAINER_KEYS = {
     "val_check_interval",
     "check_val_every_n_epoch",
 }
+# Trainer arguments Lightning refuses under manual optimization (a traceback otherwise).
+MANUAL_OPTIMIZATION_TRAINER_KEYS = {
+    "gradient_clip_val",
+    "gradient_clip_algorithm",
+    "accumulate_grad_batches",
+}
 # Algorithm arguments filled in from elsewhere in the recipe or from the env.
 ENGINE_FILLED_KEYS = {
     "env_id",
@@ -84,10 +91,17 @@ def _now(fmt: str = "%Y-%m-%d_%H-%M-%S") -> str:
     return _dt.datetime.now().strftime(fmt)
 
 
-if not OmegaConf.has_resolver("now"):
-    # omegaconf 2.4 renamed register_new_resolver; support both spellings.
-    _register = getattr(OmegaConf, "register_resolver", None) or OmegaConf.register_new_resolver
-    _register("now", _now, use_cache=True)
+def _unique_suffix() -> str:
+    """Six hex digits, fresh for every recipe load: runs started in the same second
+    (a shell loop over seeds, a job array) get different folders."""
+    return secrets.token_hex(3)
+
+
+# omegaconf 2.4 renamed register_new_resolver; support both spellings.
+_register = getattr(OmegaConf, "register_resolver", None) or OmegaConf.register_new_resolver
+for _name, _resolver in (("now", _now), ("unique", _unique_suffix)):
+    if not OmegaConf.has_resolver(_name):
+        _register(_name, _resolver, use_cache=True)
 
 
 def _suggest(key: str, valid: collections.abc.Iterable[str]) -> str:
@@ -267,6 +281,11 @@ def validate(cfg: dict[str, Any], source: str = "recipe") -> None:
                     f"{source}: 'trainer.{key}' is set by lit_rl (use max_env_steps, run_dir, "
                     "logger, eval or checkpoint instead)"
                 )
+    for key in MANUAL_OPTIMIZATION_TRAINER_KEYS & set(trainer):
+        raise ConfigError(
+            f"{source}: 'trainer.{key}' does not apply: lit_rl optimizes manually and "
+            "Lightning clips or accumulates gradients only in automatic optimization"
+        )
     _check_section("trainer", trainer, trainer_schema(), source)
 
 

@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
+import csv
 import importlib
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import loggers as pl_loggers
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 from lit_rl.errors import ConfigError
+
+METRICS_FILE = "metrics.csv"
+
+
+class _AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer, except that an existing `metrics.csv` is continued (its
+    header's columns kept) instead of deleted: a resumed run appends to its own curve."""
+
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                self.metrics_keys = sorted(next(csv.reader(file), []))
+
+
+class AppendingCSVLogger(CSVLogger):
+    """`CSVLogger` that appends to the run folder's `metrics.csv` (see `_AppendingWriter`)."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> _AppendingWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
+
 
 LOGGERS: dict[str, str] = {
     "csv": "CSVLogger",
@@ -24,6 +53,8 @@ def _logger_class(name: str) -> type:
     """The logger class a recipe names: a built-in name, or the class path of a
     `lightning.pytorch.loggers.Logger` subclass. Anything else (a function such as
     `os.system`, a class that is not a logger) is refused before it is called."""
+    if name == "csv":
+        return AppendingCSVLogger
     if name in LOGGERS:
         return getattr(pl_loggers, LOGGERS[name])
     if "." in name:  # a class path such as my_package.MyLogger

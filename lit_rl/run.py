@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 from typing import Any
@@ -10,23 +11,76 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lit_rl.callbacks import EnvStepProgressBar, EvalCallback, GracefulInterrupt
+from lit_rl.callbacks.interrupt import LAST_CHECKPOINT
 from lit_rl.config import to_yaml
 from lit_rl.envs.make import env_dims, make_env
-from lit_rl.loggers import make_loggers
+from lit_rl.errors import ConfigError
+from lit_rl.loggers import METRICS_FILE, make_loggers
 from lit_rl.modules import ALGORITHMS, OffPolicyModule
+from lit_rl.modules.state import checkpoint_counters
 
 RUN_DIR_ENV = "LIT_RL_RUN_DIR"  # lets DDP child processes share the parent's run folder
 DEFAULT_LOGGERS = ["csv", "tensorboard"]
 DEFAULT_TRAINER: dict[str, Any] = {"accelerator": "auto", "devices": 1, "log_every_n_steps": 1}
 
 
+def is_ddp_child() -> bool:
+    """A process Lightning launched for rank > 0: it joins the parent's run folder."""
+    return "LOCAL_RANK" in os.environ and RUN_DIR_ENV in os.environ
+
+
 def resolve_run_dir(cfg: dict[str, Any]) -> Path:
     """The run folder; DDP children (LOCAL_RANK set by Lightning) reuse the parent's."""
-    if "LOCAL_RANK" in os.environ and RUN_DIR_ENV in os.environ:
+    if is_ddp_child():
         return Path(os.environ[RUN_DIR_ENV])
     run_dir = Path(cfg.get("run_dir") or f"runs/{cfg['name']}")
     os.environ[RUN_DIR_ENV] = str(run_dir)
     return run_dir
+
+
+def ensure_fresh_run_dir(run_dir: Path) -> None:
+    """Refuse to start a new run in a folder that holds files: it would mix two runs."""
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise ConfigError(
+            f"run folder {run_dir} is not empty; continue that run with "
+            f"`lit-rl run --resume {run_dir}` or choose another run_dir"
+        )
+
+
+def newest_checkpoint(run_dir: Path) -> Path:
+    """The checkpoint of `run_dir` with the most updates (`last.ckpt` on a tie)."""
+    candidates = sorted(run_dir.glob("*.ckpt"), key=lambda p: p.name != LAST_CHECKPOINT)
+    if not candidates:
+        raise ConfigError(f"no checkpoint (*.ckpt) in run folder {run_dir} to resume")
+    return max(candidates, key=lambda p: checkpoint_counters(p).get("updates", -1))
+
+
+def resume_target(path: str | Path) -> tuple[Path, Path]:
+    """(run folder, checkpoint) for `--resume PATH`, PATH a run folder or a checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        return path, newest_checkpoint(path)
+    if not path.is_file():
+        raise ConfigError(f"checkpoint to resume not found: {path}")
+    return path.parent, path
+
+
+def truncate_metrics(run_dir: Path, last_step: int) -> None:
+    """Drop CSV rows logged after the checkpoint a run resumes from: the resumed run
+    logs those updates again, and the curve must not hold them twice."""
+    metrics = run_dir / METRICS_FILE
+    if not metrics.is_file():
+        return
+    with metrics.open(newline="") as file:
+        reader = csv.DictReader(file)
+        fields, rows = reader.fieldnames or [], list(reader)
+    kept = [row for row in rows if not row.get("step") or float(row["step"]) <= last_step]
+    if len(kept) == len(rows):
+        return
+    with metrics.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(kept)
 
 
 def build_module(cfg: dict[str, Any], run_dir: Path) -> OffPolicyModule:
@@ -91,8 +145,17 @@ def build_trainer(cfg: dict[str, Any], module: OffPolicyModule, run_dir: Path) -
 
 
 def fit(cfg: dict[str, Any], resume: str | None = None) -> tuple[pl.Trainer, OffPolicyModule, Path]:
-    """Run the recipe `cfg` (already validated) and return the trainer, module and run folder."""
+    """Run the recipe `cfg` (already validated) and return the trainer, module and run folder.
+
+    A fresh run (`resume=None`) needs an empty or new run folder. A resumed run continues
+    in its folder: metrics logged after the checkpoint are dropped, then appended to.
+    """
     run_dir = resolve_run_dir(cfg)
+    if not is_ddp_child():
+        if resume is None:
+            ensure_fresh_run_dir(run_dir)
+        else:
+            truncate_metrics(run_dir, checkpoint_counters(Path(resume)).get("updates", 0))
     run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.get("seed", 0), workers=True, verbose=False)
     module = build_module(cfg, run_dir)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import PENDULUM, REPO, run_cli
+from conftest import PENDULUM, REPO, run_cli, small_overrides
 
 from lit_rl.cli import main
 
@@ -40,6 +40,7 @@ SDAC = str(REPO / "recipes" / "sdac_pendulum.yaml")
             "algo.buffer_capacity=10 is out of range (at least",
         ),
         ([PENDULUM, "--resume", "missing.ckpt"], "checkpoint to resume not found: missing.ckpt"),
+        ([PENDULUM, "trainer.gradient_clip_val=1.0"], "'trainer.gradient_clip_val' does not apply"),
         ([DPMD, "algo.num_particles=0"], "algo.num_particles=0 is out of range"),
         ([DPMD, "algo.diffusion_steps=0"], "algo.diffusion_steps=0 is out of range"),
         ([DPMD, "algo.q_norm_rate=0"], "algo.q_norm_rate=0 is out of range"),
@@ -70,3 +71,25 @@ def test_unknown_env_in_base_recipe_is_caught_before_training(tmp_path, capsys):
     recipe.write_text(f"defaults: [{PENDULUM}]\nenv:\n  id: NotAnEnv-v0\n")
     assert main(["run", str(recipe), f"run_dir={tmp_path}"]) == 2
     assert "unknown env id 'NotAnEnv-v0'" in capsys.readouterr().err
+
+
+def test_run_without_a_recipe_is_one_line(capsys):
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "lit-rl: error: give a recipe file (lit-rl run RECIPE.yaml) or --resume RUN_DIR"
+
+
+def test_disk_full_is_one_line_and_exit_code_4(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import lit_rl.modules.state as state
+
+    def no_space(obj, path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(state.torch, "save", no_space)
+    args = ["run", PENDULUM, *small_overrides(tmp_path, "max_env_steps=150")]
+    assert main(args) == 4
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("lit-rl: error: No space left on device:") and "replay" in err

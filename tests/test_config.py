@@ -65,6 +65,20 @@ def test_lightning_run_is_lit_rl_run(capsys):
     assert "seed: 7" in capsys.readouterr().out
 
 
+def test_lightning_sdk_run_subcommands_are_not_taken_for_recipes(capsys):
+    from lit_rl.cli import is_lit_rl_run
+
+    assert is_lit_rl_run(["run", "recipes/sac_hopper.yaml", "seed=1"])
+    assert is_lit_rl_run(["run", "--resume", "runs/x"])
+    assert not is_lit_rl_run(["run", "job", "--name", "x"])
+    assert not is_lit_rl_run(["run", "mmt"])
+    try:
+        import lightning_sdk  # noqa: F401
+    except ImportError:
+        assert lightning_main(["run", "job", "--name", "x"]) == 2
+        assert "lightning-sdk" in capsys.readouterr().err
+
+
 def test_lightning_console_script_handles_other_subcommands():
     exe = Path(sys.executable).parent / "lightning"
     result = subprocess.run([str(exe), "login"], capture_output=True, text=True, timeout=120)

@@ -24,17 +24,20 @@ def final_eval_return(tmp_path, seed: int) -> float:
     return evaluation.last["eval/return_mean"]
 
 
+@pytest.mark.learning
 def test_sac_learns_pendulum(tmp_path):
     assert final_eval_return(tmp_path, seed=0) >= THRESHOLD
 
 
 @pytest.mark.slow
+@pytest.mark.learning
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_sac_learns_pendulum_more_seeds(tmp_path, seed):
     assert final_eval_return(tmp_path, seed=seed) >= THRESHOLD
 
 
 @pytest.mark.slow
+@pytest.mark.learning
 def test_sdac_reaches_minus_250_on_pendulum_within_20k_env_steps(tmp_path):
     """recipes/sdac_pendulum.yaml, seed 0 (about 15 minutes on 2 cores). Measured: eval
     -1436 (2k), -1218 (4k), -345 (6k), -78 (8k), -146 (10k)."""
@@ -42,6 +45,7 @@ def test_sdac_reaches_minus_250_on_pendulum_within_20k_env_steps(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.learning
 def test_dpmd_reaches_minus_250_on_pendulum_within_20k_env_steps(tmp_path):
     """recipes/dpmd_pendulum.yaml, seed 0 (about 10 minutes on 2 cores). Measured: eval
     -1496 (2k), -1392 (4k), -894 (6k), -129 (8k), -660 (10k), -877 (12k), -235 (14k),

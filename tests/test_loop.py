@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 
+import pytest
 import torch
 from conftest import REPO, run_cli, small_overrides, train
 
@@ -14,6 +15,7 @@ SAC_PENDULUM = str(REPO / "recipes" / "sac_pendulum.yaml")
 # a fast LOOP: few, small sequences and a tiny model
 FAST = [
     "algo.num_samples=16",
+    "algo.cem_elites=4",
     "algo.particles=2",
     "algo.plan_iterations=2",
     "algo.model_hidden=[32,32]",
@@ -75,6 +77,7 @@ def test_known_model_for_an_env_without_one_is_a_one_line_error(tmp_path):
     assert "no known dynamics for Hopper-v5" in result.stderr
 
 
+@pytest.mark.learning
 def test_loop_learns_pendulum_in_fewer_env_steps_than_sac(tmp_path):
     """Seed 0, both with 500 random warm-up steps, 10 eval episodes after 3000 env steps:
     LOOP is at >= -250, SAC is not yet (with evals every 1000 steps SAC first reaches

@@ -140,3 +140,87 @@ def test_known_pendulum_model_matches_gymnasium():
         obs, true_reward, *_ = env.step(2 * action)
         assert torch.allclose(predicted[0], torch.tensor(obs), atol=1e-4)
         assert abs(float(reward) - true_reward) < 1e-4
+
+
+class TwoWayEnsemble:
+    """A stochastic ensemble of two members: member 0 moves s -> s + 1, member 1 moves
+    s -> s - 1, reward (s')^2. A rollout that stays on one member earns 1 + 4 = 5 over
+    two steps; one that switches members halfway earns 1 + 0 = 1."""
+
+    num_members = 2
+
+    def members_step(self, obs, action):
+        direction = torch.tensor([1.0, -1.0]).view(2, 1, 1)
+        next_obs = obs + direction
+        reward = next_obs.squeeze(-1) ** 2
+        return next_obs, reward, torch.zeros_like(reward, dtype=torch.bool)
+
+    def random_member_step(self, obs, action):
+        """What a per-step random member would do (the behaviour this test rules out)."""
+        direction = torch.where(torch.rand(obs.shape[0], 1) < 0.5, 1.0, -1.0)
+        next_obs = obs + direction
+        reward = next_obs.squeeze(-1) ** 2
+        return next_obs, reward, torch.zeros_like(reward, dtype=torch.bool)
+
+
+def test_each_rollout_stays_on_one_ensemble_member():
+    model = TwoWayEnsemble()
+    actions = torch.zeros(6, 3, 1)
+    kwargs = dict(particles=4, gamma=1.0, num_members=2)
+    returns = score_sequences(
+        model.random_member_step,
+        None,
+        torch.zeros(1),
+        actions,
+        members_step=model.members_step,
+        **kwargs,
+    )
+    assert returns.shape == (6, 8)  # every sequence: 2 members x 4 particles
+    assert torch.equal(returns, torch.full((6, 8), 5.0))
+    torch.manual_seed(0)
+    mixed = score_sequences(model.random_member_step, None, torch.zeros(1), actions, 4, 1.0)
+    assert (mixed == 1.0).any()  # per-step members: the test above would see these
+
+
+def test_arc_scores_average_every_member_and_particle():
+    """A planner on the two-member model scores each sequence by all 2 x 3 rollouts."""
+    model = TwoWayEnsemble()
+    planner = ARCPlanner(
+        model.random_member_step,
+        None,
+        1,
+        horizon=3,
+        num_samples=7,
+        particles=3,
+        iterations=1,
+        gamma=1.0,
+        members_step=model.members_step,
+        num_members=2,
+    )
+    scores = planner.score(torch.zeros(1), torch.zeros(7, 3, 1))
+    assert torch.equal(scores, torch.full((7,), 5.0))
+
+
+def test_sampling_is_a_truncated_normal_inside_the_bounds():
+    """Noise truncated to 2 std (no mass piled at the cut, std 0.880 not 0.939 of a
+    clamped normal), variance capped by the distance to the bounds (nothing clipped)."""
+    torch.manual_seed(0)
+    planner = CEMPlanner(PointMass(), None, 1, horizon=2, num_samples=200_000, num_elites=2)
+    centre = torch.zeros(2, 1)
+    samples = planner.sample(centre, torch.full((2, 1), 0.25))
+    z = samples / 0.5
+    assert z.abs().max() <= 2.0
+    assert (z.abs() > 1.999).float().mean() < 1e-3  # a clamped normal puts 4.6% here
+    assert z.std().item() == pytest.approx(0.8796, abs=0.005)
+    near_bound = torch.full((2, 1), 0.9)
+    samples = planner.sample(near_bound, torch.full((2, 1), 0.25))
+    assert samples.max() < 1.0 and (samples == 1.0).sum() == 0  # no clipping needed
+    assert samples.std().item() == pytest.approx(0.05 * 0.8796, rel=0.02)  # sqrt(0.1^2 / 4)
+
+
+def test_warm_start_repeats_the_last_planned_action():
+    planner = CEMPlanner(PointMass(), None, 1, horizon=3, num_samples=10, num_elites=2)
+    planner.mean = torch.tensor([[0.1], [0.2], [0.3]])
+    assert torch.equal(planner.initial_mean(torch.zeros(2)), torch.tensor([[0.2], [0.3], [0.3]]))
+    planner.reset()
+    assert torch.equal(planner.initial_mean(torch.zeros(2)), torch.zeros(3, 1))

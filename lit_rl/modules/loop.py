@@ -65,12 +65,18 @@ class LOOP(SAC):
         model: ``learned`` (the ensemble) or ``known`` (exact equations, where lit_rl has
             them: Pendulum), which makes the planner a known-model H-step lookahead.
         horizon: H; H - 1 model rewards plus the terminal Q.
-        num_samples, num_prior, particles, plan_iterations: sequences sampled per
-            iteration, actor rollouts added (ARC), model rollouts per sequence, iterations.
+        num_samples, num_prior, plan_iterations: sequences sampled per iteration, actor
+            rollouts added to them (ARC and CEM), iterations.
         kappa: ARC's inverse temperature on returns; scale it with the task's returns.
-        init_var, plan_momentum: sampling variance at each step, smoothing of mean/var.
-        cem_elites: sequences CEM refits to.
-        pessimism: score = mean - pessimism * std over particles (0 online).
+        init_var, plan_momentum: sampling variance at each step's start, and the weight
+            of the old variance (CEM: also mean) in each refinement (0.25, 0.1).
+        plan_mean_momentum: ARC's weight of the old mean (0: replaced by the weighted
+            mean, as released).
+        particles: rollouts per sequence and elite: a sequence's score is the mean of
+            `model_elites x particles` rollouts, each on one elite (5 x 4 = 20).
+        cem_elites: sequences CEM refits to (20, as the released baseline; CEM also
+            gets the `num_prior` actor rollouts).
+        pessimism: score = mean - pessimism * std over rollouts (0 online).
         model_hidden, model_members, model_elites: ensemble shape (4x200, 7, 5).
         model_lr, model_weight_decay, model_batch_size: its Adam and minibatches.
         model_train_every: env steps between model fits (250).
@@ -92,7 +98,8 @@ class LOOP(SAC):
         kappa: float = 1.0,
         init_var: float = 0.25,
         plan_momentum: float = 0.1,
-        cem_elites: int = 10,
+        plan_mean_momentum: float = 0.0,
+        cem_elites: int = 20,
         pessimism: float = 0.0,
         model_hidden: Sequence[int] = (200, 200, 200, 200),
         model_members: int = 7,
@@ -124,6 +131,8 @@ class LOOP(SAC):
             )
         if model_elites > model_members:
             raise ConfigError("algo.model_elites must not exceed algo.model_members")
+        if planner == "cem" and not 1 <= cem_elites <= num_samples:
+            raise ConfigError(f"algo.cem_elites={cem_elites} must be in [1, algo.num_samples]")
         self.dynamics = EnsembleDynamics(
             hp.obs_dim, hp.act_dim, model_hidden, model_members, model_elites
         )
@@ -152,6 +161,14 @@ class LOOP(SAC):
         next_obs, reward = self._elites.sample_step(observation, action)
         return next_obs, reward, self.terminated_fn(next_obs)
 
+    def model_members_step(self, observation: torch.Tensor, action: torch.Tensor):
+        """`[elites, N, ...]` rows, block `m` through elite `m` for the whole rollout."""
+        if self._elites is None:
+            self._elites = self.dynamics.elite_snapshot()
+        next_obs, reward = self._elites.members_step(observation, action)
+        terminated = self.terminated_fn(next_obs.reshape(-1, next_obs.shape[-1]))
+        return next_obs, reward, terminated.view(reward.shape)
+
     def terminal_value(self, observation: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Q1 of SAC's critic, the planner's value beyond the horizon (as in LOOP)."""
         critic = self.loss_module.critic
@@ -173,12 +190,14 @@ class LOOP(SAC):
             momentum=hp.plan_momentum,
             gamma=hp.gamma,
             pessimism=hp.pessimism,
+            prior=self.loss_module.actor.mode,
+            num_prior=hp.num_prior,
         )
+        if self.known_step is None:  # learned: each rollout follows one elite
+            common.update(members_step=self.model_members_step, num_members=hp.model_elites)
         if hp.planner == "cem":
             return PLANNERS["cem"](**common, num_elites=hp.cem_elites)
-        return PLANNERS["arc"](
-            **common, prior=self.loss_module.actor.mode, num_prior=hp.num_prior, kappa=hp.kappa
-        )
+        return PLANNERS["arc"](**common, kappa=hp.kappa, mean_momentum=hp.plan_mean_momentum)
 
     def make_policy(self) -> TensorDictModuleBase:
         if self.hparams.planner == "policy":

@@ -3,8 +3,9 @@
 Lightning's checkpoint holds the weights, optimizers and counters; each DDP rank also
 owns a replay buffer and an env that differ across ranks and may be large, so every
 rank writes them to `<run_dir>/replay/rank<r>-u<updates>.pt` and the checkpoint keeps
-the relative path. The last two generations are kept, so a process killed between
-writing this file and the checkpoint still finds the one its checkpoint names.
+the relative path. A state file is deleted only once no checkpoint of the run folder
+needs it (every checkpoint `checkpoint.keep` keeps stays resumable), and never the
+newest, so a process killed between writing it and its checkpoint loses nothing.
 
 State files hold tensors, numbers, strings and containers of them only, and are read
 with `torch.load(weights_only=True)`: a file a user is handed cannot run code. A file
@@ -23,7 +24,6 @@ import torch
 
 from lit_rl.errors import ConfigError
 
-KEEP_GENERATIONS = 2
 STATE_DIR = "replay"
 STATE_FORMAT = 2  # 1: pickled objects (lit_rl 0.1); 2: tensors and plain values
 
@@ -84,10 +84,31 @@ def write_rank_state(
     tmp = path.with_suffix(".tmp")
     torch.save({"format": STATE_FORMAT, **state}, tmp)
     os.replace(tmp, path)
-    generations = sorted(path.parent.glob(f"rank{rank}-u*.pt"))
-    for old in generations[:-KEEP_GENERATIONS]:
-        old.unlink(missing_ok=True)
+    needed = {path.name} | {
+        Path(rank_state_name(rank, updates)).name for updates in checkpointed_updates(run_dir)
+    }
+    for old in path.parent.glob(f"rank{rank}-u*.pt"):
+        if old.name not in needed:
+            old.unlink(missing_ok=True)
     return relative
+
+
+def checkpoint_counters(path: str | os.PathLike) -> dict[str, Any]:
+    """The `lit_rl` counters of a checkpoint (memory-mapped: weights are not read)."""
+    loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return loaded.get("lit_rl", {}) if isinstance(loaded, dict) else {}
+
+
+def checkpointed_updates(run_dir: str | os.PathLike) -> set[int]:
+    """Update counts of the checkpoints in `run_dir` (unreadable files are skipped:
+    one may be half-written by a rank that is saving right now)."""
+    found = set()
+    for checkpoint in Path(run_dir).glob("*.ckpt"):
+        try:
+            found.add(int(checkpoint_counters(checkpoint)["updates"]))
+        except Exception:  # noqa: BLE001, S112 - not a readable lit_rl checkpoint
+            continue
+    return found
 
 
 def load_plain(path: str | os.PathLike, what: str) -> dict[str, Any]:

@@ -4,15 +4,27 @@ Every planner scores candidate action sequences the same way (LOOP, Sikchi et al
 
     R_j = sum_{t < H-1} gamma^t r_t  +  gamma^(H-1) Q(s_{H-1}, a_{H-1})
 
-through a model `step(obs, action) -> (next_obs, reward, terminated)`, with `particles`
-model rollouts per sequence. All candidates x particles go through the model as one
-batch per horizon step. Rewards after a predicted termination count zero.
+through a model with `num_members` members (the ensemble's elites; 1 for a known
+model). As in the released code (controllers/arc.py), each of a sequence's
+`num_members x particles` rollouts stays on one member for the whole horizon, and the
+sequence's score is the mean over them (5 elites x 4 particles = 20 rollouts). All
+rollouts go through the model as one batch per horizon step. Rewards after a predicted
+termination count zero.
+
+Sampling, as released: the variance is capped by the distance to the action bounds,
+`min((mu + 1)^2 / 4, (1 - mu)^2 / 4, var)`, and sequences are `mu + sqrt(var) * z` with
+`z` from a standard normal truncated to [-2, 2], so samples stay inside [-1, 1] without
+clipping. Each env step starts from the previous plan shifted by one step with its last
+action repeated, and the variance reset to `init_var`.
 
 - `ARCPlanner`: MPPI whose candidates include rollouts of a prior policy (the SAC actor
   in LOOP): "actor regularised control" keeps the executed actions near what the critic
-  evaluates. Training executes the first action of a sequence drawn by the MPPI weights,
-  evaluation the mean.
-- `CEMPlanner`: the cross-entropy method; refits to the top `num_elites` sequences.
+  evaluates. The mean is replaced by the weighted mean (no smoothing; `mean_momentum`
+  adds it), the variance smoothed `momentum * old + (1 - momentum) * new`. Training
+  executes the first action of a sequence drawn by the MPPI weights, evaluation the mean.
+- `CEMPlanner`: the cross-entropy method; refits to the top `num_elites` sequences of the
+  samples plus the prior's rollouts (released baseline: 20 elites, 5 actor rollouts, no
+  added noise).
 
 Actions live in [-1, 1] like every lit_rl policy.
 """
@@ -26,6 +38,21 @@ import torch
 StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 ValueFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 PriorFn = Callable[[torch.Tensor], torch.Tensor]
+TRUNCATION = 2.0  # sampling noise is a standard normal truncated to [-2, 2] (released ARC)
+ACTION_LOW, ACTION_HIGH = -1.0, 1.0
+
+
+def each_row_step(step: StepFn) -> StepFn:
+    """A members step for a model without members: `[M, N, ...]` rows through `step`."""
+
+    def members_step(observation: torch.Tensor, action: torch.Tensor):
+        lead = observation.shape[:-1]
+        next_obs, reward, terminated = step(
+            observation.reshape(-1, observation.shape[-1]), action.reshape(-1, action.shape[-1])
+        )
+        return next_obs.view(*lead, -1), reward.view(lead), terminated.view(lead)
+
+    return members_step
 
 
 def score_sequences(
@@ -35,23 +62,51 @@ def score_sequences(
     actions: torch.Tensor,
     particles: int,
     gamma: float,
+    members_step: StepFn | None = None,
+    num_members: int = 1,
 ) -> torch.Tensor:
-    """Returns `[K, particles]` of K sequences `actions [K, H, act_dim]` from `observation`."""
-    num, horizon, _ = actions.shape
+    """Returns `[K, num_members * particles]` rollout returns of K sequences
+    `actions [K, H, act_dim]` from `observation [obs_dim]`.
+
+    `members_step(obs [M, N, obs_dim], action [M, N, act_dim])` steps row block `m`
+    through member `m` (M = `num_members`), so a rollout never changes member; without
+    it, `step` moves every row (a known model, M = 1).
+    """
+    if members_step is None:
+        members_step, num_members = each_row_step(step), 1
+    num, horizon, act_dim = actions.shape
     rows = num * particles
-    obs = observation.reshape(1, -1).expand(rows, -1)
+    obs = observation.reshape(1, 1, -1).expand(num_members, rows, -1)
     per_row = actions.repeat_interleave(particles, dim=0)  # [K * P, H, act_dim]
-    total = torch.zeros(rows, dtype=obs.dtype, device=obs.device)
-    alive = torch.ones(rows, dtype=obs.dtype, device=obs.device)
+    per_row = per_row.unsqueeze(0).expand(num_members, rows, horizon, act_dim)
+    total = obs.new_zeros(num_members, rows)
+    alive = obs.new_ones(num_members, rows)
     discount = 1.0
     for t in range(horizon - 1):
-        obs, reward, terminated = step(obs, per_row[:, t])
+        obs, reward, terminated = members_step(obs, per_row[:, :, t])
         total = total + discount * alive * reward
         alive = alive * (~terminated).to(obs.dtype)
         discount *= gamma
     if value is not None:
-        total = total + discount * alive * value(obs, per_row[:, -1])
-    return total.view(num, particles)
+        last_action = per_row[:, :, -1].reshape(-1, act_dim)
+        terminal = value(obs.reshape(-1, obs.shape[-1]), last_action).view(num_members, rows)
+        total = total + discount * alive * terminal
+    # [M, K, P] -> [K, M * P]: every rollout of sequence k
+    return total.view(num_members, num, particles).transpose(0, 1).reshape(num, -1)
+
+
+def truncated_normal(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """Standard normal samples truncated to [-2, 2] (inverse-CDF sampling)."""
+    noise = torch.empty(shape, dtype=like.dtype, device=like.device)
+    return torch.nn.init.trunc_normal_(noise, 0.0, 1.0, -TRUNCATION, TRUNCATION)
+
+
+def capped_variance(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """`min((mu - low)^2 / 4, (high - mu)^2 / 4, var)`: with noise in [-2, 2] std, no
+    sample leaves the action bounds (released ARC)."""
+    to_low = (mean - ACTION_LOW).pow(2) / TRUNCATION**2
+    to_high = (ACTION_HIGH - mean).pow(2) / TRUNCATION**2
+    return torch.minimum(torch.minimum(to_low, to_high), var)
 
 
 def prior_sequences(
@@ -80,9 +135,14 @@ class SequencePlanner:
         particles: model rollouts per sequence (their mean is the score).
         iterations: refinements of the sampling distribution per env step.
         init_var: sampling variance at each step's start (the mean is warm-started).
-        momentum: weight of the old mean/variance in each refinement.
+        momentum: weight of the old variance (and, in CEM, mean) in each refinement.
         gamma: discount inside the horizon.
-        pessimism: score = mean - pessimism * std over particles (offline LOOP uses 1).
+        pessimism: score = mean - pessimism * std over rollouts (offline LOOP uses 1).
+        members_step, num_members: the model's members step (see `score_sequences`);
+            None for a model without members.
+        prior: deterministic prior policy `obs [B, obs_dim] -> action [B, act_dim]`, or
+            None; its rollouts through `step` join the candidates of every iteration.
+        num_prior: prior rollouts per env step (5).
     """
 
     def __init__(
@@ -98,10 +158,16 @@ class SequencePlanner:
         momentum: float = 0.1,
         gamma: float = 0.99,
         pessimism: float = 0.0,
+        members_step: StepFn | None = None,
+        num_members: int = 1,
+        prior: PriorFn | None = None,
+        num_prior: int = 5,
     ) -> None:
         if horizon < 1 or num_samples < 1 or particles < 1 or iterations < 1:
             raise ValueError("horizon, num_samples, particles and iterations must be >= 1")
         self.step, self.value = step, value
+        self.members_step, self.num_members = members_step, num_members
+        self.prior, self.num_prior = prior, num_prior
         self.act_dim, self.horizon = act_dim, horizon
         self.num_samples, self.particles, self.iterations = num_samples, particles, iterations
         self.init_var, self.momentum, self.gamma = init_var, momentum, gamma
@@ -119,22 +185,41 @@ class SequencePlanner:
         self.mean = state["mean"]
 
     def initial_mean(self, observation: torch.Tensor) -> torch.Tensor:
-        """The previous plan shifted by one step, zeros appended (zeros at the start)."""
-        zeros = observation.new_zeros(self.horizon, self.act_dim)
+        """The previous plan shifted by one step, its last action repeated (zeros at the
+        start of an episode)."""
         if self.mean is None:
-            return zeros
-        return torch.cat([self.mean[1:], zeros[:1]], dim=0)
+            return observation.new_zeros(self.horizon, self.act_dim)
+        return torch.cat([self.mean[1:], self.mean[-1:]], dim=0)
 
     def sample(self, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-        """`[num_samples, H, act_dim]` truncated-normal sequences clipped to [-1, 1]."""
-        noise = torch.randn(self.num_samples, *mean.shape, dtype=mean.dtype, device=mean.device)
-        return (mean + var.sqrt() * noise.clamp(-2.0, 2.0)).clamp(-1.0, 1.0)
+        """`[num_samples, H, act_dim]` sequences `mean + sqrt(capped var) * truncnorm(-2, 2)`."""
+        noise = truncated_normal((self.num_samples, *mean.shape), mean)
+        std = capped_variance(mean, var).sqrt()
+        return (mean + std * noise).clamp(ACTION_LOW, ACTION_HIGH)  # clamp: rounding only
+
+    def prior_candidates(self, observation: torch.Tensor) -> torch.Tensor | None:
+        """The prior's rollouts `[num_prior, H, act_dim]`, or None without a prior."""
+        if self.prior is None or self.num_prior <= 0:
+            return None
+        rollouts = prior_sequences(self.step, self.prior, observation, self.num_prior, self.horizon)
+        return rollouts.clamp(ACTION_LOW, ACTION_HIGH)
+
+    def candidates(self, mean, var, prior: torch.Tensor | None) -> torch.Tensor:
+        samples = self.sample(mean, var)
+        return samples if prior is None else torch.cat([samples, prior], dim=0)
 
     def score(self, observation: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         returns = score_sequences(
-            self.step, self.value, observation, candidates, self.particles, self.gamma
+            self.step,
+            self.value,
+            observation,
+            candidates,
+            self.particles,
+            self.gamma,
+            self.members_step,
+            self.num_members,
         )
-        if self.pessimism and self.particles > 1:
+        if self.pessimism and returns.shape[1] > 1:
             return returns.mean(1) - self.pessimism * returns.std(1)
         return returns.mean(1)
 
@@ -158,33 +243,26 @@ class ARCPlanner(SequencePlanner):
     """Actor Regularized Control: MPPI with prior-policy rollouts among the candidates.
 
     Args (besides `SequencePlanner`'s):
-        prior: deterministic prior policy `obs [B, obs_dim] -> action [B, act_dim]`, or None.
-        num_prior: prior rollouts added to the candidates each iteration.
         kappa: inverse temperature of the MPPI weights `softmax(kappa * R)`.
+        mean_momentum: weight of the old mean in each refinement (0: the weighted mean
+            replaces it, as released; an earlier lit_rl used `momentum` for both).
     """
 
-    def __init__(
-        self, *args, prior: PriorFn | None = None, num_prior: int = 5, kappa: float = 1.0, **kw
-    ) -> None:
+    def __init__(self, *args, kappa: float = 1.0, mean_momentum: float = 0.0, **kw) -> None:
         super().__init__(*args, **kw)
-        self.prior, self.num_prior, self.kappa = prior, num_prior, kappa
+        self.kappa, self.mean_momentum = kappa, mean_momentum
 
     def plan(self, observation: torch.Tensor, explore: bool) -> torch.Tensor:
         mean = self.initial_mean(observation)
         var = torch.full_like(mean, self.init_var)
-        prior = None
-        if self.prior is not None and self.num_prior > 0:
-            prior = prior_sequences(
-                self.step, self.prior, observation, self.num_prior, self.horizon
-            ).clamp(-1.0, 1.0)
+        prior = self.prior_candidates(observation)
         for _ in range(self.iterations):
-            candidates = self.sample(mean, var)
-            if prior is not None:
-                candidates = torch.cat([candidates, prior], dim=0)
+            candidates = self.candidates(mean, var, prior)
             weights = torch.softmax(self.kappa * self.score(observation, candidates), dim=0)
             new_mean = torch.einsum("k,kha->ha", weights, candidates)
             new_var = torch.einsum("k,kha->ha", weights, (candidates - new_mean) ** 2)
-            mean, var = self.smooth(mean, new_mean), self.smooth(var, new_var)
+            mean = self.mean_momentum * mean + (1.0 - self.mean_momentum) * new_mean
+            var = self.smooth(var, new_var)
         self.mean = mean
         if explore:
             chosen = torch.multinomial(weights, 1).item()
@@ -193,12 +271,14 @@ class ARCPlanner(SequencePlanner):
 
 
 class CEMPlanner(SequencePlanner):
-    """The cross-entropy method: refit mean and variance to the best `num_elites` sequences.
+    """The cross-entropy method: refit mean and variance to the best `num_elites` of the
+    sampled sequences and the prior's rollouts (released baseline: 20 elites, 5 actor
+    rollouts, no added noise).
 
-    Executes the mean's first action; `explore_noise` adds Gaussian noise in training.
+    Executes the mean's first action; `explore_noise` (0) adds Gaussian noise in training.
     """
 
-    def __init__(self, *args, num_elites: int = 10, explore_noise: float = 0.1, **kw) -> None:
+    def __init__(self, *args, num_elites: int = 20, explore_noise: float = 0.0, **kw) -> None:
         super().__init__(*args, **kw)
         if not 1 <= num_elites <= self.num_samples:
             raise ValueError(f"num_elites={num_elites} must be in [1, num_samples]")
@@ -207,8 +287,9 @@ class CEMPlanner(SequencePlanner):
     def plan(self, observation: torch.Tensor, explore: bool) -> torch.Tensor:
         mean = self.initial_mean(observation)
         var = torch.full_like(mean, self.init_var)
+        prior = self.prior_candidates(observation)
         for _ in range(self.iterations):
-            candidates = self.sample(mean, var)
+            candidates = self.candidates(mean, var, prior)
             best = candidates[self.score(observation, candidates).topk(self.num_elites).indices]
             mean = self.smooth(mean, best.mean(0))
             var = self.smooth(var, best.var(0, unbiased=False))
