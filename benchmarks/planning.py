@@ -3,10 +3,12 @@
     python benchmarks/planning.py                  # latency on Hopper shapes + a short run
     python benchmarks/planning.py --run-steps 0    # latency only
 
-1. Latency of the default ARC (H = 3, 100 + 5 sequences, 4 particles, 7 members with 5
+1. Latency of the default ARC as released (H = 3, 100 + 5 sequences, each scored by
+   5 elites x 4 particles = 20 rollouts that stay on their elite, 7 members with 5
    elites of 4x200 Swish, 5 iterations, SAC critic 2x256) on Hopper-v5 shapes
    (obs 11, act 3), one env step = one plan. Target (issue #6): <= 10 ms on this CPU.
-   Also reports CEM with the same budget and ARC's pieces (model steps vs critic).
+   Also reports CEM with the same budget, ARC's pieces (model steps vs critic) and ARC
+   with 1 particle per elite (5 rollouts per sequence).
 2. A short LOOP run on Hopper-v5 (recipes/loop_hopper.yaml): the share of wall-clock
    spent planning, fitting the model and updating SAC.
 """
@@ -33,20 +35,34 @@ def planners() -> dict[str, object]:
     actor = TanhGaussianActor(OBS_DIM, ACT_DIM)
     q1_params = [p[:1] for p in critic.parameters()]
 
-    def step(obs, action):
+    def step(obs, action):  # actor rollouts: a random elite per row and step
         next_obs, reward = elites.sample_step(obs, action)
         return next_obs, reward, hopper_terminated(next_obs)
+
+    def members_step(obs, action):  # scored rollouts: each stays on its elite
+        next_obs, reward = elites.members_step(obs, action)
+        terminated = hopper_terminated(next_obs.reshape(-1, OBS_DIM)).view(reward.shape)
+        return next_obs, reward, terminated
 
     def value(obs, action):
         return critic.forward_with(q1_params, obs, action)[0]
 
-    common = dict(horizon=3, num_samples=100, particles=4, iterations=5)
+    common = dict(
+        horizon=3,
+        num_samples=100,
+        particles=4,
+        iterations=5,
+        members_step=members_step,
+        num_members=elites.num_members,
+        prior=actor.mode,
+        num_prior=5,
+    )
+    one_particle = {**common, "particles": 1}
     return {
-        "ARC (default)": ARCPlanner(step, value, ACT_DIM, prior=actor.mode, num_prior=5, **common),
-        "CEM (same budget)": CEMPlanner(step, value, ACT_DIM, num_elites=10, **common),
-        "ARC model only (no critic)": ARCPlanner(
-            step, None, ACT_DIM, prior=actor.mode, num_prior=5, **common
-        ),
+        "ARC (default)": ARCPlanner(step, value, ACT_DIM, **common),
+        "CEM (same budget)": CEMPlanner(step, value, ACT_DIM, num_elites=20, **common),
+        "ARC model only (no critic)": ARCPlanner(step, None, ACT_DIM, **common),
+        "ARC, 1 particle per elite": ARCPlanner(step, value, ACT_DIM, **one_particle),
     }
 
 
@@ -54,8 +70,8 @@ def planners() -> dict[str, object]:
 def matmul_floor_ms(repeats: int) -> tuple[float, float]:
     """The default ARC's matrix products alone, back to back, with nothing else: a lower
     bound on its latency on this machine. Per env step: 5 iterations x 2 model steps of
-    420 rows (105 sequences x 4 particles) split over 5 elites of 4x200, plus 5 critic
-    evaluations of 420 rows (2x256, Q1 only). Returns (ms, GFLOP/s achieved)."""
+    420 rows (105 sequences x 4 particles) through each of 5 elites of 4x200, plus 5
+    critic evaluations of 2100 rows (2x256, Q1 only). Returns (ms, GFLOP/s achieved)."""
     torch.manual_seed(0)
     sizes = [OBS_DIM + ACT_DIM, 200, 200, 200, 200, 2 * (OBS_DIM + 1)]
     model = [
@@ -65,7 +81,7 @@ def matmul_floor_ms(repeats: int) -> tuple[float, float]:
     critic = [
         (torch.randn(1, i, o), torch.randn(1, 1, o)) for i, o in [(14, 256), (256, 256), (256, 1)]
     ]
-    model_x, critic_x = torch.randn(5, 84, sizes[0]), torch.randn(1, 420, 14)
+    model_x, critic_x = torch.randn(5, 420, sizes[0]), torch.randn(1, 2100, 14)
 
     def forward(layers, x):
         for weight, bias in layers:
