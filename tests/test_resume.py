@@ -43,8 +43,9 @@ def test_checkpoint_holds_counters_and_names_the_replay_file(tmp_path):
     saved = checkpoint["lit_rl"]
     assert saved["env_steps"] == 200 and saved["updates"] == module.updates == 100
     rank_state = torch.load(run_dir / saved["rank_state"], weights_only=True)
-    assert rank_state["replay"]["rows"]["batch_size"] == [200]
-    assert rank_state["replay"]["rows"]["data"]["observation"].shape == (200, 3)
+    (segment,) = rank_state["replay"]["segments"]  # the rows written so far, in one file
+    rows = torch.load(run_dir / "replay" / segment["name"], weights_only=True)["rows"]
+    assert rows["batch_size"] == [200] and rows["data"]["observation"].shape == (200, 3)
     assert set(rank_state["rng"]) >= {"python", "numpy", "torch"}
     assert "optimizer_states" in checkpoint and checkpoint["optimizer_states"]
     # target critic and temperature are in the weights

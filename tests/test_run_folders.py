@@ -84,8 +84,14 @@ def test_every_kept_checkpoint_resumes(tmp_path):
     assert result.returncode == 0, result.stderr
     # state files that no checkpoint needs are gone
     needed = {checkpoint_counters(path)["updates"] for path in run_dir.glob("*.ckpt")}
-    on_disk = {int(path.stem.split("-u")[1]) for path in (run_dir / "replay").glob("*.pt")}
-    assert on_disk <= needed | {max(needed)}
+    on_disk = {int(path.stem.split("-u")[1]) for path in (run_dir / "replay").glob("rank0-u*.pt")}
+    assert on_disk <= needed
+    listed = set()
+    for updates in on_disk:
+        state = torch.load(run_dir / "replay" / f"rank0-u{updates:010d}.pt", weights_only=True)
+        listed |= {segment["name"] for segment in state["replay"]["segments"]}
+    segments = {path.name for path in (run_dir / "replay").glob("rank0-rows-*.pt")}
+    assert segments == listed  # every segment is needed by a kept checkpoint
 
 
 def test_resume_refuses_a_recipe_argument_and_a_new_run_dir(tmp_path):

@@ -43,8 +43,7 @@ def test_eval_refuses_a_crafted_checkpoint(tmp_path):
 def test_resume_refuses_a_crafted_checkpoint(tmp_path):
     marker, ckpt = tmp_path / "pwned", tmp_path / "evil.ckpt"
     craft(ckpt, marker)
-    overrides = small_overrides(tmp_path / "run", "max_env_steps=200")
-    assert_refused(run_cli("run", PENDULUM, *overrides, "--resume", str(ckpt)), marker)
+    assert_refused(run_cli("run", "--resume", str(ckpt), "max_env_steps=300"), marker)
 
 
 def test_resume_refuses_a_crafted_rank_state_file(tmp_path):
@@ -53,8 +52,7 @@ def test_resume_refuses_a_crafted_rank_state_file(tmp_path):
     (state_file,) = sorted((run_dir / "replay").glob("rank0-u*.pt"))[-1:]
     marker = tmp_path / "pwned"
     torch.save({"format": 2, "replay": RunsCode(marker)}, state_file)
-    overrides = small_overrides(run_dir, "max_env_steps=300")
-    result = run_cli("run", PENDULUM, *overrides, "--resume", str(run_dir / "last.ckpt"))
+    result = run_cli("run", "--resume", str(run_dir / "last.ckpt"), "max_env_steps=300")
     assert_refused(result, marker)
     assert "refusing to load" in result.stderr
 

@@ -1,5 +1,6 @@
 """Replay buffers and their checkpointable state."""
 
-from lit_rl.data.replay import load_replay_state, make_replay_buffer, replay_state
+from lit_rl.data.replay import make_replay_buffer, tensordict_from_state, tensordict_state
+from lit_rl.data.replay_segments import ReplaySegments
 
-__all__ = ["load_replay_state", "make_replay_buffer", "replay_state"]
+__all__ = ["ReplaySegments", "make_replay_buffer", "tensordict_from_state", "tensordict_state"]

@@ -1,8 +1,9 @@
-"""Uniform TensorDict replay buffers, and a compact state for checkpoints.
+"""Uniform TensorDict replay buffers, and TensorDicts as plain state for checkpoints.
 
-TorchRL's ``ReplayBuffer.state_dict`` holds the whole pre-allocated storage; a 1M-slot
-buffer that holds 20k transitions would write 1M rows. ``replay_state`` keeps only the
-filled rows and the writer cursor, and ``load_replay_state`` rebuilds the same layout.
+TorchRL's ``ReplayBuffer.state_dict`` holds the whole pre-allocated storage; lit_rl
+checkpoints the rows written since the last checkpoint instead
+(`lit_rl.data.replay_segments`), as plain dicts of tensors (``tensordict_state``) that
+load with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -33,23 +34,3 @@ def tensordict_state(td: TensorDictBase) -> dict[str, Any]:
 
 def tensordict_from_state(state: dict[str, Any]) -> TensorDict:
     return TensorDict(state["data"], batch_size=state["batch_size"])
-
-
-def replay_state(buffer: ReplayBuffer) -> dict[str, Any]:
-    """The filled rows (in storage order) and the writer's cursor and write count."""
-    num_filled = len(buffer)
-    rows = None
-    if num_filled:
-        rows = tensordict_state(buffer.storage[:num_filled].clone())
-    return {"rows": rows, "writer": dict(buffer._writer.state_dict())}
-
-
-def load_replay_state(buffer: ReplayBuffer, state: dict[str, Any]) -> None:
-    """Refill an empty buffer from `replay_state` output: same rows, same next write slot."""
-    if len(buffer):
-        raise RuntimeError("load_replay_state expects an empty replay buffer")
-    if state["rows"] is not None:
-        # Writing rows 0..n-1 in order reproduces the storage layout; the saved cursor
-        # then puts the next write where the interrupted run would have put it.
-        buffer.extend(tensordict_from_state(state["rows"]))
-    buffer._writer.load_state_dict(state["writer"])

@@ -40,13 +40,8 @@ from torch.utils.data import DataLoader, IterableDataset
 from torchrl.collectors import Collector
 from torchrl.envs import SerialEnv
 
-from lit_rl.data.replay import (
-    load_replay_state,
-    make_replay_buffer,
-    replay_state,
-    tensordict_from_state,
-    tensordict_state,
-)
+from lit_rl.data.replay import make_replay_buffer, tensordict_from_state, tensordict_state
+from lit_rl.data.replay_segments import ReplaySegments
 from lit_rl.envs.make import make_env
 from lit_rl.envs.snapshot import restore_env_state, snapshot_env_state
 from lit_rl.errors import ConfigError, NonFiniteLossError
@@ -263,6 +258,7 @@ class OffPolicyModule(pl.LightningModule):
         self.replay_buffer = make_replay_buffer(
             self.hparams.buffer_capacity, self.hparams.batch_size, device=self.device
         )
+        self.replay_segments = ReplaySegments(self.state_dir() / run_state.STATE_DIR, rank)
         warmup_local = self.hparams.warmup_steps // self.world_size
         self.collector = Collector(
             self.make_training_env(rank),
@@ -387,7 +383,7 @@ class OffPolicyModule(pl.LightningModule):
     # ------------------------------------------------------------ checkpoints
     def _rank_state(self) -> dict[str, Any]:
         return {
-            "replay": replay_state(self.replay_buffer),
+            "replay": self.replay_segments.save(self.replay_buffer),
             "collector": self.collector_state(),
             # the next observation to act on
             "carrier": tensordict_state(self.collector._carrier.clone()),
@@ -407,7 +403,9 @@ class OffPolicyModule(pl.LightningModule):
         }
 
     def _restore_rank_state(self, saved: dict[str, Any]) -> None:
-        load_replay_state(self.replay_buffer, saved["replay"])
+        self.replay_segments.directory = Path(saved["state_dir"])  # the checkpoint's folder
+        self.replay_segments.load(self.replay_buffer, saved["replay"], run_state.load_plain)
+        self.replay_segments.directory = self.state_dir() / run_state.STATE_DIR
         self.collector.load_state_dict(saved["collector"], strict=False)
         carrier = tensordict_from_state(saved["carrier"])
         self.collector._carrier = carrier.to(self.collector.env_device)
@@ -454,3 +452,4 @@ class OffPolicyModule(pl.LightningModule):
         self._pending_rank_state = run_state.read_rank_state(
             base_dir, self.global_rank, self.updates
         )
+        self._pending_rank_state["state_dir"] = str(base_dir / run_state.STATE_DIR)

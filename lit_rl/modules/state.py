@@ -3,9 +3,11 @@
 Lightning's checkpoint holds the weights, optimizers and counters; each DDP rank also
 owns a replay buffer and an env that differ across ranks and may be large, so every
 rank writes them to `<run_dir>/replay/rank<r>-u<updates>.pt` and the checkpoint keeps
-the relative path. A state file is deleted only once no checkpoint of the run folder
-needs it (every checkpoint `checkpoint.keep` keeps stays resumable), and never the
-newest, so a process killed between writing it and its checkpoint loses nothing.
+the relative path. The replay buffer itself goes into segment files beside it, each
+holding the rows added since the previous checkpoint (`lit_rl.data.replay_segments`).
+A state file or segment is deleted only once no checkpoint of the run folder needs it
+(every checkpoint `checkpoint.keep` keeps stays resumable), and never the newest, so a
+process killed between writing it and its checkpoint loses nothing.
 
 State files hold tensors, numbers, strings and containers of them only, and are read
 with `torch.load(weights_only=True)`: a file a user is handed cannot run code. A file
@@ -25,7 +27,7 @@ import torch
 from lit_rl.errors import ConfigError
 
 STATE_DIR = "replay"
-STATE_FORMAT = 2  # 1: pickled objects (lit_rl 0.1); 2: tensors and plain values
+STATE_FORMAT = 3  # 1: pickled objects; 2: tensors, whole buffer; 3: replay as segments
 
 
 def rng_state() -> dict[str, Any]:
@@ -84,13 +86,29 @@ def write_rank_state(
     tmp = path.with_suffix(".tmp")
     torch.save({"format": STATE_FORMAT, **state}, tmp)
     os.replace(tmp, path)
-    needed = {path.name} | {
+    prune_rank_files(path.parent, rank, keep={path.name}, run_dir=run_dir)
+    return relative
+
+
+def prune_rank_files(state_dir: Path, rank: int, keep: set[str], run_dir) -> None:
+    """Delete this rank's state files and replay segments that no checkpoint of the run
+    folder needs (and that are not in `keep`, the files just written)."""
+    needed = set(keep) | {
         Path(rank_state_name(rank, updates)).name for updates in checkpointed_updates(run_dir)
     }
-    for old in path.parent.glob(f"rank{rank}-u*.pt"):
+    segments: set[str] = set()
+    for name in needed:
+        try:
+            state = load_plain(state_dir / name, "lit_rl rank state file")
+            segments |= {segment["name"] for segment in state["replay"]["segments"]}
+        except (ConfigError, KeyError, TypeError):
+            continue  # absent or foreign: it protects nothing
+    for old in state_dir.glob(f"rank{rank}-u*.pt"):
         if old.name not in needed:
             old.unlink(missing_ok=True)
-    return relative
+    for old in state_dir.glob(f"rank{rank}-rows-*.pt"):
+        if old.name not in segments:
+            old.unlink(missing_ok=True)
 
 
 def checkpoint_counters(path: str | os.PathLike) -> dict[str, Any]:
