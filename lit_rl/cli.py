@@ -148,8 +148,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"lit-rl: {module.env_steps} env steps, {module.updates} updates; run folder {run_dir}",
             flush=True,
         )
+    if interrupt is not None and interrupt.interrupted == "SIGTERM":
+        print(f"lit-rl: terminated (SIGTERM); checkpoint written; {resume_hint}", file=sys.stderr)
+        return EXIT_TERMINATED
     if interrupt is not None and interrupt.interrupted:
-        print(f"lit-rl: interrupted (Ctrl-C); checkpoint written; {resume_hint}", file=sys.stderr)
+        what = "Ctrl-C" if interrupt.interrupted == "SIGINT" else interrupt.interrupted
+        print(f"lit-rl: interrupted ({what}); checkpoint written; {resume_hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
 

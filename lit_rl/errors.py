@@ -10,7 +10,11 @@ class NonFiniteLossError(RuntimeError):
 
     def __init__(self, loss_name: str, value: float, update: int) -> None:
         self.loss_name = loss_name
+        what = (
+            f"a loss on another rank became non-finite at update {update}"
+            if loss_name == "on another rank"
+            else f"loss '{loss_name}' became {value} at update {update}"
+        )
         super().__init__(
-            f"loss '{loss_name}' became {value} at update {update}; "
-            "the run stopped before the optimizer step and the last checkpoint is kept"
+            f"{what}; the run stopped before the optimizer step and the last checkpoint is kept"
         )

@@ -5,6 +5,9 @@ usage: python ddp_script.py RUN_DIR MAX_ENV_STEPS [CKPT|-] [OVERRIDES...]
 The recipe is sac_pendulum unless the environment variable DDP_RECIPE names another.
 DDP_NO_SMALL=1 leaves out conftest's small SAC-sized overrides (for non-SAC recipes, which
 then pass their own sizes as OVERRIDES).
+Faults: DDP_NAN_RANK=r and DDP_NAN_AT=u make SAC's critic loss NaN on rank r only at
+update u (each rank then prints "rank R: <error>" and exits 3); DDP_PID_DIR=D makes each
+rank write its pid to D/pid_rank<r> once training starts (so a test can signal one rank).
 """
 
 from __future__ import annotations
@@ -21,7 +24,31 @@ from conftest import PENDULUM, small_overrides  # noqa: E402
 
 from lit_rl import run as run_module  # noqa: E402
 from lit_rl.config import load_recipe  # noqa: E402
+from lit_rl.errors import NonFiniteLossError  # noqa: E402
+from lit_rl.modules import ALGORITHMS, SAC  # noqa: E402
 from lit_rl.run import build_callbacks  # noqa: E402
+
+
+class NaNOnOneRankSAC(SAC):
+    """SAC whose rewards turn NaN on rank DDP_NAN_RANK at update DDP_NAN_AT."""
+
+    def update(self, batch):
+        if self.global_rank == int(os.environ["DDP_NAN_RANK"]) and self.updates == int(
+            os.environ["DDP_NAN_AT"]
+        ):
+            batch = batch.clone()
+            reward = batch.get(("next", "reward"))
+            batch.set(("next", "reward"), torch.full_like(reward, float("nan")))
+        return super().update(batch)
+
+
+class WritePid(pl.Callback):
+    def __init__(self, pid_dir: Path) -> None:
+        self.pid_dir = pid_dir
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.pid_dir.mkdir(parents=True, exist_ok=True)
+        (self.pid_dir / f"pid_rank{trainer.global_rank}").write_text(str(os.getpid()))
 
 
 class DumpRankState(pl.Callback):
@@ -62,9 +89,19 @@ def main() -> None:
             *extra,
         ],
     )
+    extra_callbacks = [DumpRankState(run_dir)]
+    if "DDP_PID_DIR" in os.environ:
+        extra_callbacks.append(WritePid(Path(os.environ["DDP_PID_DIR"])))
+    if "DDP_NAN_RANK" in os.environ:
+        ALGORITHMS["sac"] = NaNOnOneRankSAC
     original = run_module.build_callbacks
-    run_module.build_callbacks = lambda c, m, d: [*original(c, m, d), DumpRankState(run_dir)]
-    run_module.fit(cfg, resume=resume)
+    run_module.build_callbacks = lambda c, m, d: [*original(c, m, d), *extra_callbacks]
+    try:
+        run_module.fit(cfg, resume=resume)
+    except NonFiniteLossError as err:
+        rank = os.environ.get("LOCAL_RANK", "0")
+        print(f"rank {rank}: {err}", flush=True)
+        sys.exit(3)
 
 
 if __name__ == "__main__":

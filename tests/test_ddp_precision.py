@@ -35,7 +35,7 @@ def test_ddp_two_ranks_identical_weights_global_counts_and_one_checkpoint_resume
     assert_same_weights(rank0["state_dict"], rank1["state_dict"])
     # each rank has its own env seed, hence its own data
     assert not torch.equal(rank0["first_obs"], rank1["first_obs"])
-    assert sorted(p.name for p in (tmp_path / "replay").glob("*.pt")) == [
+    assert sorted(p.name for p in (tmp_path / "replay").glob("rank*-u*.pt")) == [
         "rank0-u0000000200.pt",
         "rank1-u0000000200.pt",
     ]

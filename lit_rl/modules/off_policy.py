@@ -42,6 +42,7 @@ from torchrl.envs import SerialEnv
 
 from lit_rl.data.replay import make_replay_buffer, tensordict_from_state, tensordict_state
 from lit_rl.data.replay_segments import ReplaySegments
+from lit_rl.distributed import any_rank_true
 from lit_rl.envs.make import make_env
 from lit_rl.envs.snapshot import restore_env_state, snapshot_env_state
 from lit_rl.errors import ConfigError, NonFiniteLossError
@@ -336,10 +337,26 @@ class OffPolicyModule(pl.LightningModule):
         return None
 
     def check_finite(self, losses: TensorDictBase) -> None:
-        """Raise `NonFiniteLossError` naming the first NaN/inf loss, before any step."""
-        for key, value in losses.items():
-            if key.startswith("loss_") and not torch.isfinite(value).all():
-                raise NonFiniteLossError(key, float(value.detach().float().mean()), self.updates)
+        """Raise `NonFiniteLossError` naming the first NaN/inf loss, before any step.
+
+        Under DDP every rank learns whether any rank saw one (one small all-reduce per
+        update), so all ranks stop at the same update instead of the healthy ones
+        waiting forever in the gradient all-reduce of a rank that left.
+        """
+        bad = next(
+            (
+                (key, float(value.detach().float().mean()))
+                for key, value in losses.items()
+                if key.startswith("loss_") and not torch.isfinite(value).all()
+            ),
+            None,
+        )
+        # every rank takes part in the all-reduce, healthy or not
+        elsewhere = self.world_size > 1 and any_rank_true(bad is not None, self.device)
+        if bad is None and elsewhere:
+            raise NonFiniteLossError("on another rank", float("nan"), self.updates)
+        if bad is not None:
+            raise NonFiniteLossError(bad[0], bad[1], self.updates)
 
     def log_training(self, losses: TensorDictBase) -> None:
         """Write training metrics to every logger (global rank 0), stepped by update count.
