@@ -24,6 +24,7 @@ import collections.abc
 import datetime as _dt
 import difflib
 import inspect
+import os
 import secrets
 import types
 import typing
@@ -97,9 +98,43 @@ def _unique_suffix() -> str:
     return secrets.token_hex(3)
 
 
+LAUNCH_ID_VARIABLES = ("TORCHELASTIC_RUN_ID", "SLURM_JOB_ID")
+
+
+def launch_id() -> str | None:
+    """An id every process of one externally launched multi-process job shares: torchrun's
+    `--rdzv-id` (TORCHELASTIC_RUN_ID) or the SLURM job (and step) id; None when this
+    process was not started by such a launcher for several processes."""
+    if int(os.environ.get("WORLD_SIZE", os.environ.get("SLURM_NTASKS", "1"))) <= 1:
+        return None
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
+    if run_id and run_id != "none":
+        return run_id
+    job = os.environ.get("SLURM_JOB_ID")
+    if job:
+        step = os.environ.get("SLURM_STEP_ID")
+        return f"{job}.{step}" if step else job
+    return None
+
+
+def _run_id() -> str:
+    """The default run folder's own part: time and a random suffix, or, for processes of
+    one torchrun/SLURM job (started separately, so their clocks and random suffixes
+    differ), the job's shared id, so that every rank picks the same folder."""
+    shared = launch_id()
+    if shared is not None:
+        return f"job-{shared}"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "LIT_RL_RUN_DIR" not in os.environ:
+        raise ConfigError(
+            "several processes were launched without a shared job id: give torchrun "
+            "--rdzv-id ID (or set run_dir) so every rank writes to the same run folder"
+        )
+    return f"{_now()}_{_unique_suffix()}"
+
+
 # omegaconf 2.4 renamed register_new_resolver; support both spellings.
 _register = getattr(OmegaConf, "register_resolver", None) or OmegaConf.register_new_resolver
-for _name, _resolver in (("now", _now), ("unique", _unique_suffix)):
+for _name, _resolver in (("now", _now), ("unique", _unique_suffix), ("run_id", _run_id)):
     if not OmegaConf.has_resolver(_name):
         _register(_name, _resolver, use_cache=True)
 

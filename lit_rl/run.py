@@ -29,6 +29,20 @@ def is_ddp_child() -> bool:
     return "LOCAL_RANK" in os.environ and RUN_DIR_ENV in os.environ
 
 
+def launcher_rank() -> int:
+    """This process's global rank when torchrun or SLURM started every rank (0 otherwise)."""
+    if "RANK" in os.environ and "TORCHELASTIC_RUN_ID" in os.environ:
+        return int(os.environ["RANK"])
+    if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        return int(os.environ.get("SLURM_PROCID", "0"))
+    return 0
+
+
+def is_primary_process() -> bool:
+    """The one process that checks, prepares and (on resume) trims the run folder."""
+    return not is_ddp_child() and launcher_rank() == 0
+
+
 def resolve_run_dir(cfg: dict[str, Any]) -> Path:
     """The run folder; DDP children (LOCAL_RANK set by Lightning) reuse the parent's."""
     if is_ddp_child():
@@ -151,7 +165,7 @@ def fit(cfg: dict[str, Any], resume: str | None = None) -> tuple[pl.Trainer, Off
     in its folder: metrics logged after the checkpoint are dropped, then appended to.
     """
     run_dir = resolve_run_dir(cfg)
-    if not is_ddp_child():
+    if is_primary_process():
         if resume is None:
             ensure_fresh_run_dir(run_dir)
         else:

@@ -102,3 +102,20 @@ def test_resume_refuses_a_recipe_argument_and_a_new_run_dir(tmp_path):
     assert result.returncode == 2 and "run_dir cannot be overridden" in result.stderr
     assert torch.load(run_dir / "last.ckpt", weights_only=True)["lit_rl"]["env_steps"] == 150
     assert REPO.is_dir()
+
+
+def test_externally_launched_ranks_name_the_folder_after_their_job(monkeypatch):
+    import pytest
+
+    from lit_rl.errors import ConfigError
+
+    monkeypatch.delenv("LIT_RL_RUN_DIR", raising=False)
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    monkeypatch.setenv("SLURM_JOB_ID", "12345")
+    monkeypatch.setenv("SLURM_STEP_ID", "0")
+    assert load_recipe(PENDULUM, ["seed=3"])["run_dir"] == "runs/sac_pendulum/job-12345.0_seed3"
+    for name in ("SLURM_NTASKS", "SLURM_JOB_ID", "SLURM_STEP_ID"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # launched, but with no id every rank shares
+    with pytest.raises(ConfigError, match="--rdzv-id"):
+        load_recipe(PENDULUM)
