@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import torch
-from conftest import small_overrides, train
+from conftest import run_cli, small_overrides, train
 
 SCRIPT = Path(__file__).parent / "ddp_script.py"
 
@@ -39,6 +39,15 @@ def test_ddp_two_ranks_identical_weights_global_counts_and_one_checkpoint_resume
         "rank0-u0000000200.pt",
         "rank1-u0000000200.pt",
     ]
+
+    # resuming with another number of ranks is a one-line error, not a traceback
+    other = run_cli("run", "--resume", str(tmp_path), "trainer.devices=1", "max_env_steps=800")
+    assert other.returncode == 2, other.stderr[-2000:]
+    assert "Traceback" not in other.stderr
+    assert other.stderr.strip().splitlines()[-1] == (
+        "lit-rl: error: checkpoint was written by 2 ranks; resume it with "
+        "trainer.devices x trainer.num_nodes = 2"
+    )
 
     rank0, rank1 = run_ddp(tmp_path, 800, tmp_path / "last.ckpt")
     for dump in (rank0, rank1):
