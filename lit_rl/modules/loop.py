@@ -18,43 +18,19 @@ from typing import Any
 import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
-from torch import nn
 
 from lit_rl.envs.termination import termination_fn
 from lit_rl.errors import ConfigError
-from lit_rl.modules.policy import ActingPolicy, acting_deterministically, make_gaussian_policy
+from lit_rl.modules.model_fitting import PeriodicModelFit
+from lit_rl.modules.planner_acting import PlannerActing
+from lit_rl.modules.policy import ActingPolicy, make_gaussian_policy
 from lit_rl.modules.sac import SAC
 from lit_rl.nets.dynamics import EliteDynamics, EnsembleDynamics
-from lit_rl.objectives.dynamics import fit_dynamics
 from lit_rl.planning.known_models import known_model
 from lit_rl.planning.planners import PLANNERS, SequencePlanner
 
 PLANNER_CHOICES = ("arc", "cem", "policy")
 MODEL_CHOICES = ("learned", "known")
-
-
-class PlannerActing(nn.Module):
-    """`observation -> action` through a planner; resets its warm start at episode starts.
-
-    Explores (ARC: samples by the MPPI weights) unless the exploration type is
-    deterministic, as in evaluation.
-    """
-
-    def __init__(self, planner: SequencePlanner) -> None:
-        super().__init__()
-        self.planner = planner
-        self.plan_seconds = 0.0
-        self.plans = 0
-
-    def forward(self, observation: torch.Tensor, is_init: torch.Tensor) -> torch.Tensor:
-        if bool(is_init.any()):
-            self.planner.reset()
-        start = time.perf_counter()
-        with torch.no_grad():
-            action = self.planner(observation, explore=not acting_deterministically())
-        self.plan_seconds += time.perf_counter() - start
-        self.plans += 1
-        return action.float()
 
 
 class LOOP(SAC):
@@ -143,11 +119,16 @@ class LOOP(SAC):
             for name, _ in [*self.dynamics.named_parameters(), *self.dynamics.named_buffers()]
         ]
         self.terminated_fn = termination_fn(hp.env_id)
-        self.model_fitted_at = -1  # env_steps // model_train_every at the last fit
-        self.model_fits = 0
+        self.model_fit = PeriodicModelFit(
+            hp.model_train_every,
+            hp.warmup_steps,
+            holdout=model_holdout,
+            batch_size=model_batch_size,
+            max_epochs=model_max_epochs,
+            patience=model_patience,
+        )
         # the collector's planner, kept out of the module tree (it holds no weights)
         self._collector_acting: dict[str, PlannerActing] = {}
-        self._model_seconds = 0.0
         self._update_seconds = 0.0
         self._elites: EliteDynamics | None = None  # rebuilt after each model fit
 
@@ -210,50 +191,26 @@ class LOOP(SAC):
             policies["actor"] = make_gaussian_policy(self.loss_module.actor)
         return policies
 
-    def fit_model(self) -> None:
-        """Refit the ensemble on everything in the replay buffer and log how it went."""
-        hp = self.hparams
-        rows = self.replay_buffer.storage[: len(self.replay_buffer)]
-        start = time.perf_counter()
-        with torch.enable_grad():
-            report = fit_dynamics(
-                self.dynamics,
-                self.model_optimizer(),
-                rows.get("observation"),
-                rows.get("action"),
-                rows.get(("next", "reward")),
-                rows.get(("next", "observation")),
-                holdout_ratio=hp.model_holdout,
-                batch_size=hp.model_batch_size,
-                max_epochs=hp.model_max_epochs,
-                patience=hp.model_patience,
-            )
-        self._model_seconds += time.perf_counter() - start
-        self._elites = None
-        self.model_fits += 1
-        elites = report.holdout_mse[self.dynamics.elites]
-        self.log_metrics(
-            {
-                "model/holdout_mse": float(elites.mean()),
-                "model/epochs": float(report.epochs),
-                "model/train_nll": report.train_nll,
-                "model/transitions": float(len(rows)),
-                "env_steps": float(self.env_steps),
-            }
-        )
+    @property
+    def model_fits(self) -> int:
+        return self.model_fit.fits
+
+    @property
+    def model_fitted_at(self) -> int:
+        return self.model_fit.fitted_at
 
     def model_optimizer(self) -> torch.optim.Optimizer:
         # the raw optimizer: model steps must not advance Lightning's global_step
         return self.optimizers()[1].optimizer
 
-    def collect(self) -> TensorDictBase:
-        rollout = super().collect()
-        if self.hparams.model == "learned" and self.env_steps >= self.hparams.warmup_steps:
-            due = self.env_steps // self.hparams.model_train_every
-            if due > self.model_fitted_at:
-                self.fit_model()
-                self.model_fitted_at = due
-        return rollout
+    def after_collect(self, rollout: TensorDictBase) -> None:
+        """Refit the model when `model_train_every` env steps have passed (after warm-up)."""
+        if self.hparams.model != "learned" or not self.model_fit.due(self.env_steps):
+            return
+        rows = self.replay_buffer.storage[: len(self.replay_buffer)]
+        metrics = self.model_fit.fit(self.dynamics, self.model_optimizer(), rows, self.env_steps)
+        self._elites = None
+        self.log_metrics({**metrics, "env_steps": float(self.env_steps)})
 
     # ------------------------------------------------------------ optimizers
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
@@ -279,7 +236,7 @@ class LOOP(SAC):
         planning = self.acting.plan_seconds if self.acting is not None else 0.0
         return {
             "planning": planning,
-            "model fitting": self._model_seconds,
+            "model fitting": self.model_fit.seconds,
             "SAC updates": self._update_seconds,
         }
 
@@ -303,7 +260,7 @@ class LOOP(SAC):
             self.log_metrics(
                 {
                     "time/plan_ms": 1000 * self.acting.plan_seconds / self.acting.plans,
-                    "time/model_fit_s_total": self._model_seconds,
+                    "time/model_fit_s_total": self.model_fit.seconds,
                 }
             )
 
@@ -320,12 +277,11 @@ class LOOP(SAC):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
-        checkpoint["lit_rl"]["model_fitted_at"] = self.model_fitted_at
-        checkpoint["lit_rl"]["model_fits"] = self.model_fits
+        checkpoint["lit_rl"]["model_fit"] = self.model_fit.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
         self._elites = None
         saved = checkpoint.get("lit_rl", {})
-        self.model_fitted_at = saved.get("model_fitted_at", -1)
-        self.model_fits = saved.get("model_fits", 0)
+        if "model_fit" in saved:
+            self.model_fit.load_state_dict(saved["model_fit"])

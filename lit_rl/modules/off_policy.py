@@ -13,6 +13,8 @@ Subclasses provide (see docs/extending.md):
 and may override:
     update(batch)          one gradient step; returns the loss TensorDict
     after_update()         target networks, schedules (default: Polyak every k updates)
+    after_collect(rollout) work that follows new data (LOOP refits its model)
+    schedules(updates)     every scheduled value at an update (tested at a run's end)
 
 Counting (global = summed over DDP ranks; see docs/engine.md):
     env_steps      global env steps collected so far.
@@ -307,7 +309,12 @@ class OffPolicyModule(pl.LightningModule):
             returns = rollout.get(("next", "episode_reward")).reshape(-1)[done]
             self.episodes += int(done.sum())
             self.last_episode_return = float(returns[-1])
+        self.after_collect(rollout)
         return rollout
+
+    def after_collect(self, rollout: TensorDictBase) -> None:
+        """Called after each collector call, once the rollout is in the replay buffer and
+        counted (LOOP refits its dynamics model here). Default: nothing."""
 
     def collect_until_update_due(self) -> bool:
         """Collect until the UTD ratio asks for another update; False once the budget is spent."""

@@ -1,0 +1,35 @@
+"""The acting rule of planning algorithms: a planner behind the TensorDict policy API."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from lit_rl.modules.policy import acting_deterministically
+from lit_rl.planning.planners import SequencePlanner
+
+
+class PlannerActing(nn.Module):
+    """`observation -> action` through a planner; resets its warm start at episode starts.
+
+    Explores (ARC: samples by the MPPI weights) unless the exploration type is
+    deterministic, as in evaluation.
+    """
+
+    def __init__(self, planner: SequencePlanner) -> None:
+        super().__init__()
+        self.planner = planner
+        self.plan_seconds = 0.0
+        self.plans = 0
+
+    def forward(self, observation: torch.Tensor, is_init: torch.Tensor) -> torch.Tensor:
+        if bool(is_init.any()):
+            self.planner.reset()
+        start = time.perf_counter()
+        with torch.no_grad():
+            action = self.planner(observation, explore=not acting_deterministically())
+        self.plan_seconds += time.perf_counter() - start
+        self.plans += 1
+        return action.float()
