@@ -27,7 +27,10 @@ SDAC = str(REPO / "recipes" / "sdac_pendulum.yaml")
         ([PENDULUM, "algo.actor_lr=fast"], "'algo.actor_lr' must be float, got 'fast'"),
         (["recipes/nope.yaml"], "recipe file not found: recipes/nope.yaml"),
         ([PENDULUM, "logger=[csv,wandbb]"], "unknown logger 'wandbb'"),
-        ([PENDULUM, "algo.name=ppo"], "unknown algo.name 'ppo'; available: dpmd, loop, sac, sdac"),
+        (
+            [PENDULUM, "algo.name=ppo"],
+            "unknown algo.name 'ppo'; available: dpmd, dpmd_released_code, loop, sac, sdac",
+        ),
         ([PENDULUM, "trainer.max_steps=10"], "'trainer.max_steps' is set by lit_rl"),
         (
             [PENDULUM, "trainer.devises=2"],

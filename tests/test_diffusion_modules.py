@@ -115,3 +115,15 @@ def test_delayed_policy_updates_train_under_ddp(tmp_path, algo):
     # 140 local env steps, 100 warm-up: 40 updates, 20 of them policy updates
     assert rank0["updates"] == rank1["updates"] == 40
     assert_same_weights(rank0["state_dict"], rank1["state_dict"])
+
+
+def test_the_released_code_variant_is_a_class_a_recipe_names(tmp_path):
+    from lit_rl.modules import DPMDReleasedCode
+    from lit_rl.objectives.rsm import ReleasedCodeDPMDLoss
+
+    recipe = str(REPO / "recipes" / "dpmd_pendulum.yaml")
+    _, module, _ = train(
+        [*TINY, f"run_dir={tmp_path}", "algo.name=dpmd_released_code"], recipe=recipe
+    )
+    assert type(module) is DPMDReleasedCode and module.updates == 60
+    assert type(module.loss_module) is ReleasedCodeDPMDLoss

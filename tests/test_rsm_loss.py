@@ -9,7 +9,7 @@ from test_sac_loss import direct_q
 
 from lit_rl.nets import EnsembleQCritic
 from lit_rl.nets.diffusion import DiffusionPolicy, DiffusionSchedule, EpsilonNetwork
-from lit_rl.objectives.rsm import DPMDLoss, SDACLoss
+from lit_rl.objectives.rsm import DPMDLoss, ReleasedCodeDPMDLoss, SDACLoss
 
 OBS, ACT, B, T, M = 4, 2, 8, 10, 5
 
@@ -48,7 +48,8 @@ def min_q(critic, obs, act):
 @pytest.mark.parametrize("normalization", ["paper", "released_code"])
 def test_dpmd_loss_equals_direct_formula(normalization, monkeypatch):
     policy, critic = parts()
-    loss = DPMDLoss(policy, critic, q_normalization=normalization)
+    loss_class = DPMDLoss if normalization == "paper" else ReleasedCodeDPMDLoss
+    loss = loss_class(policy, critic)
     monkeypatch.setattr(loss, "act", lambda obs, noise_std=0.0, policy=None: FIXED_A0)
     td, lam = make_batch(), 0.7
     torch.manual_seed(5)
@@ -73,7 +74,7 @@ def test_released_code_normalisation_saturates_the_clip():
     """q - mu / sigma keeps Q's raw scale: with |Q| >> 3 every weight sits at the clip."""
     policy, critic = parts()
     paper = DPMDLoss(policy, critic)
-    released = DPMDLoss(policy, critic, q_normalization="released_code")
+    released = ReleasedCodeDPMDLoss(policy, critic)
     q = torch.linspace(-200.0, -100.0, 64)
     for loss in (paper, released):
         loss.q_stats.update(q)

@@ -16,6 +16,7 @@ from lit_rl.nets.diffusion import DiffusionPolicy, DiffusionSchedule, EpsilonNet
 from lit_rl.objectives.rsm import (
     DiffusionActorCriticLoss,
     DPMDLoss,
+    ReleasedCodeDPMDLoss,
     SDACLoss,
     max_weight_is_finite,
 )
@@ -242,15 +243,13 @@ class DiffusionActorCritic(OffPolicyModule):
 
 
 class DPMD(DiffusionActorCritic):
-    """Diffusion Policy Mirror Descent (Ma et al., ICML 2025). Extra args:
-    q_norm_rate (0.001) and q_normalization (``paper`` or ``released_code``)."""
+    """Diffusion Policy Mirror Descent (Ma et al., ICML 2025). Extra arg: q_norm_rate
+    (0.001), the update rate of the running Q statistics."""
 
     algo_name = "dpmd"
     loss_class: type[DPMDLoss] = DPMDLoss
 
-    def __init__(
-        self, *args, q_norm_rate: float = 0.001, q_normalization: str = "paper", **kwargs
-    ) -> None:
+    def __init__(self, *args, q_norm_rate: float = 0.001, **kwargs) -> None:
         super().__init__(*args, **kwargs)
 
     def range_checks(self) -> dict[str, bool]:
@@ -269,9 +268,16 @@ class DPMD(DiffusionActorCritic):
             self.make_policy_net(),
             self.make_critic(),
             q_norm_rate=hp.q_norm_rate,
-            q_normalization=hp.q_normalization,
             **self.shared_loss_kwargs(),
         )
+
+
+class DPMDReleasedCode(DPMD):
+    """DPMD with the released code's `q - mu / sigma` (`ReleasedCodeDPMDLoss`), to
+    reproduce its numbers: `algo.name: dpmd_released_code`."""
+
+    algo_name = "dpmd_released_code"
+    loss_class = ReleasedCodeDPMDLoss
 
 
 class SDAC(DiffusionActorCritic):

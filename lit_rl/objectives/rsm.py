@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Literal
 
 import torch
 import torch.distributed as dist
@@ -233,31 +232,22 @@ class DPMDLoss(DiffusionActorCriticLoss):
 
     Args (besides the shared ones):
         q_norm_rate: update rate of the running mean/std of Q (0.001).
-        q_normalization: ``"paper"`` computes ``(q - mu) / sigma``; ``"released_code"``
-            reproduces the released code's ``q - mu / sigma`` (an operator-precedence bug
-            that saturates the clip, so DPMD degenerates into cloning the best action).
+
+    The released code's normalisation is a variant class, `ReleasedCodeDPMDLoss`.
     """
 
     def __init__(
         self,
         *args,
         q_norm_rate: float = 0.001,
-        q_normalization: Literal["paper", "released_code"] = "paper",
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
-        if q_normalization not in ("paper", "released_code"):
-            raise ValueError(
-                f"q_normalization must be 'paper' or 'released_code', got {q_normalization!r}"
-            )
         self.q_stats = RunningMeanStd(q_norm_rate)
-        self.q_normalization = q_normalization
 
     def normalized_q(self, q: torch.Tensor) -> torch.Tensor:
-        mu, sigma = self.q_stats.mean, self.q_stats.std
-        if self.q_normalization == "released_code":
-            return q - mu / sigma
-        return (q - mu) / sigma
+        """`(q - mu) / sigma` with the running statistics (the paper's normalisation)."""
+        return (q - self.q_stats.mean) / self.q_stats.std
 
     def weights(self, observation: torch.Tensor, q: torch.Tensor, lam: float) -> torch.Tensor:
         """Per-sample weights `exp(clip(normalised Q, -3, 3) / lambda)`; override to change them."""
@@ -281,6 +271,15 @@ class DPMDLoss(DiffusionActorCriticLoss):
         per_sample = self.policy.denoising_loss_terms(obs, a0, t, noise)
         loss = (w * per_sample).mean()
         return loss, {"weight_mean": w.mean(), "weight_max": w.max()}
+
+
+class ReleasedCodeDPMDLoss(DPMDLoss):
+    """DPMD as the released code computes it: `q - mu / sigma`, an operator-precedence
+    bug that keeps Q's raw scale, saturates the clip, and so degenerates DPMD into
+    cloning the best-of-N action. For reproducing the released numbers only."""
+
+    def normalized_q(self, q: torch.Tensor) -> torch.Tensor:
+        return q - self.q_stats.mean / self.q_stats.std
 
 
 class SDACLoss(DiffusionActorCriticLoss):
