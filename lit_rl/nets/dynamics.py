@@ -108,24 +108,6 @@ class EnsembleDynamics(nn.Module):
             self.target_std.clone(),
         )
 
-    def members_step(
-        self, observation: torch.Tensor, action: torch.Tensor, deterministic: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One model step with row block `m` through elite `m`: `observation
-        [num_elites, N, obs_dim]`, `action [num_elites, N, act_dim]` -> `next_observation
-        [num_elites, N, obs_dim]`, `reward [num_elites, N]` (sampled unless
-        `deterministic`). Planner rollouts stay on one member this way (released ARC)."""
-        if observation.shape[0] != self.num_members:
-            raise ValueError(
-                f"members_step needs [{self.num_members}, N, obs_dim] rows, "
-                f"got {tuple(observation.shape)}"
-            )
-        mean, log_var = self(observation, action)
-        if not deterministic:
-            mean = mean + (0.5 * log_var).exp() * torch.randn_like(mean)
-        mean = mean * self.target_std + self.target_mean
-        return observation + mean[..., 1:], mean[..., 0]
-
     def sample_step(
         self, observation: torch.Tensor, action: torch.Tensor, deterministic: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
