@@ -25,8 +25,16 @@ DEFAULT_TRAINER: dict[str, Any] = {"accelerator": "auto", "devices": 1, "log_eve
 
 
 def is_ddp_child() -> bool:
-    """A process Lightning launched for rank > 0: it joins the parent's run folder."""
-    return "LOCAL_RANK" in os.environ and RUN_DIR_ENV in os.environ
+    """A process Lightning launched for rank > 0: it joins the parent's run folder.
+
+    torchrun also sets LOCAL_RANK, and its processes may inherit a stale LIT_RL_RUN_DIR
+    from the shell; they are not Lightning's children and resolve the folder themselves.
+    """
+    return (
+        "LOCAL_RANK" in os.environ
+        and RUN_DIR_ENV in os.environ
+        and "TORCHELASTIC_RUN_ID" not in os.environ
+    )
 
 
 def launcher_rank() -> int:

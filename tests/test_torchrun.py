@@ -26,7 +26,9 @@ def free_port() -> int:
 def launch_two_nodes(cwd: Path, *lit_rl_args: str) -> list[subprocess.CompletedProcess]:
     """`torchrun --nnodes 2 --node-rank 0/1` of `lit-rl ARGS`, both on this machine."""
     port = free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # a LIT_RL_RUN_DIR left in the environment (earlier runs in this process set it)
+    # must not redirect the ranks
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LIT_RL_RUN_DIR": "/nonexistent/stale"}
     procs = [
         subprocess.Popen(
             [

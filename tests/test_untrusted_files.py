@@ -44,6 +44,8 @@ def test_resume_refuses_a_crafted_checkpoint(tmp_path):
     marker, ckpt = tmp_path / "pwned", tmp_path / "evil.ckpt"
     craft(ckpt, marker)
     assert_refused(run_cli("run", "--resume", str(ckpt), "max_env_steps=300"), marker)
+    # a run folder holding it: choosing the newest checkpoint must not unpickle it either
+    assert_refused(run_cli("run", "--resume", str(tmp_path), "max_env_steps=300"), marker)
 
 
 def test_resume_refuses_a_crafted_rank_state_file(tmp_path):

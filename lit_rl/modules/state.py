@@ -112,8 +112,16 @@ def prune_rank_files(state_dir: Path, rank: int, keep: set[str], run_dir) -> Non
 
 
 def checkpoint_counters(path: str | os.PathLike) -> dict[str, Any]:
-    """The `lit_rl` counters of a checkpoint (memory-mapped: weights are not read)."""
-    loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    """The `lit_rl` counters of a checkpoint (memory-mapped: weights are not read).
+
+    Raises:
+        ConfigError: (one line) the file is not a checkpoint of tensors and plain values.
+    """
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # noqa: BLE001 - unpickling and zip errors have many types
+        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
+        raise ConfigError(f"refusing to load {path}: not a lit_rl checkpoint ({reason})") from None
     return loaded.get("lit_rl", {}) if isinstance(loaded, dict) else {}
 
 
