@@ -98,7 +98,7 @@ def _unique_suffix() -> str:
     return secrets.token_hex(3)
 
 
-LAUNCH_ID_VARIABLES = ("TORCHELASTIC_RUN_ID", "SLURM_JOB_ID")
+RUN_DIR_ENV = "LIT_RL_RUN_DIR"  # lets DDP child processes share the parent's run folder
 
 
 def launch_id() -> str | None:
@@ -124,7 +124,7 @@ def _run_id() -> str:
     shared = launch_id()
     if shared is not None:
         return f"job-{shared}"
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "LIT_RL_RUN_DIR" not in os.environ:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and RUN_DIR_ENV not in os.environ:
         raise ConfigError(
             "several processes were launched without a shared job id: give torchrun "
             "--rdzv-id ID (or set run_dir) so every rank writes to the same run folder"

@@ -12,14 +12,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lit_rl.callbacks import EnvStepProgressBar, EvalCallback, GracefulInterrupt
 from lit_rl.callbacks.interrupt import LAST_CHECKPOINT
-from lit_rl.config import to_yaml
+from lit_rl.config import RUN_DIR_ENV, to_yaml
 from lit_rl.envs.make import env_dims, make_env
 from lit_rl.errors import ConfigError
 from lit_rl.loggers import METRICS_FILE, make_loggers
 from lit_rl.modules import ALGORITHMS, OffPolicyModule
 from lit_rl.modules.state import checkpoint_counters
 
-RUN_DIR_ENV = "LIT_RL_RUN_DIR"  # lets DDP child processes share the parent's run folder
 DEFAULT_LOGGERS = ["csv", "tensorboard"]
 DEFAULT_TRAINER: dict[str, Any] = {"accelerator": "auto", "devices": 1, "log_every_n_steps": 1}
 

@@ -66,14 +66,16 @@ class ReplaySegments:
         os.replace(tmp, path)
         return {"name": name, "start_write": first, "end_write": writes}
 
-    def load(self, buffer: ReplayBuffer, state: dict[str, Any], load_file) -> None:
-        """Rebuild an empty `buffer` from `save`'s state; `load_file(path, what)` reads a
-        segment safely (`lit_rl.modules.state.load_plain`)."""
+    def load(self, buffer: ReplayBuffer, state: dict[str, Any], load_file, directory=None) -> None:
+        """Rebuild an empty `buffer` from `save`'s state, reading segments from
+        `directory` (default: this object's; a resumed checkpoint's own folder);
+        `load_file(path, what)` reads a segment safely (`lit_rl.modules.state.load_plain`)."""
+        source = Path(directory) if directory is not None else self.directory
         if len(buffer):
             raise RuntimeError("ReplaySegments.load expects an empty replay buffer")
         capacity = buffer.storage.max_size
         for segment in state["segments"]:
-            data = load_file(self.directory / segment["name"], "lit_rl replay segment")
+            data = load_file(source / segment["name"], "lit_rl replay segment")
             start = int(data["start_write"])
             # replay the segment's writes where they first happened
             buffer._writer.load_state_dict({"_cursor": start % capacity, "_write_count": start})

@@ -210,12 +210,12 @@ class DiffusionActorCritic(OffPolicyModule):
         return self.updates % self.hparams.policy_delay == 0
 
     def update(self, batch: TensorDictBase) -> TensorDictBase:
-        alpha = self.alpha()
+        now = self.schedules(self.updates)
         optimizer = self.optimizers()
         losses = self.loss_module(
             batch,
-            lam=self.lambda_scale * alpha,
-            noise_std=self.hparams.exploration_noise * alpha,
+            lam=now["lambda"],
+            noise_std=now["exploration_std"],
             update_policy=self.is_policy_update(),
         )
         self.check_finite(losses)
@@ -233,7 +233,7 @@ class DiffusionActorCritic(OffPolicyModule):
                 param.grad = None  # Adam skips the policy: a delayed update does not move it
         optimizer.step()
         self.lr_schedulers().step()
-        losses.set("alpha", torch.tensor(alpha))
+        losses.set("alpha", torch.tensor(now["alpha"]))
         return losses
 
     def after_update(self) -> None:

@@ -215,17 +215,19 @@ class OffPolicyModule(pl.LightningModule):
     def local_env_steps(self) -> int:
         return self.env_steps // self.world_size
 
+    def updates_after(self, local_env_steps: int, world_size: int) -> int:
+        """Updates the recipe asks for once a rank has collected `local_env_steps`."""
+        warmup_local = self.hparams.warmup_steps // world_size
+        learning_steps = max(0, local_env_steps - warmup_local)
+        return math.floor(learning_steps * self.hparams.utd_ratio + 1e-9)
+
     def updates_due(self) -> int:
         """Updates the recipe asks for after the env steps collected so far."""
-        warmup_local = self.hparams.warmup_steps // self.world_size
-        learning_steps = max(0, self.local_env_steps - warmup_local)
-        return math.floor(learning_steps * self.hparams.utd_ratio + 1e-9)
+        return self.updates_after(self.local_env_steps, self.world_size)
 
     def total_updates(self, world_size: int = 1) -> int:
         """Updates a whole run does (per rank): what its schedules must survive."""
-        hp = self.hparams
-        learning_steps = max(0, (hp.max_env_steps - hp.warmup_steps) // world_size)
-        return math.floor(learning_steps * hp.utd_ratio + 1e-9)
+        return self.updates_after(self.hparams.max_env_steps // world_size, world_size)
 
     def schedules(self, updates: int) -> dict[str, float]:
         """Every scheduled quantity (temperature, learning rates, noise) at update
@@ -427,9 +429,9 @@ class OffPolicyModule(pl.LightningModule):
         }
 
     def _restore_rank_state(self, saved: dict[str, Any]) -> None:
-        self.replay_segments.directory = Path(saved["state_dir"])  # the checkpoint's folder
-        self.replay_segments.load(self.replay_buffer, saved["replay"], run_state.load_plain)
-        self.replay_segments.directory = self.state_dir() / run_state.STATE_DIR
+        self.replay_segments.load(
+            self.replay_buffer, saved["replay"], run_state.load_plain, saved["state_dir"]
+        )
         self.collector.load_state_dict(saved["collector"], strict=False)
         carrier = tensordict_from_state(saved["carrier"])
         self.collector._carrier = carrier.to(self.collector.env_device)

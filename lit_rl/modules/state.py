@@ -117,12 +117,7 @@ def checkpoint_counters(path: str | os.PathLike) -> dict[str, Any]:
     Raises:
         ConfigError: (one line) the file is not a checkpoint of tensors and plain values.
     """
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:  # noqa: BLE001 - unpickling and zip errors have many types
-        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
-        raise ConfigError(f"refusing to load {path}: not a lit_rl checkpoint ({reason})") from None
-    return loaded.get("lit_rl", {}) if isinstance(loaded, dict) else {}
+    return load_plain(path, "lit_rl checkpoint", mmap=True).get("lit_rl", {})
 
 
 def checkpointed_updates(run_dir: str | os.PathLike) -> set[int]:
@@ -137,7 +132,7 @@ def checkpointed_updates(run_dir: str | os.PathLike) -> set[int]:
     return found
 
 
-def load_plain(path: str | os.PathLike, what: str) -> dict[str, Any]:
+def load_plain(path: str | os.PathLike, what: str, mmap: bool = False) -> dict[str, Any]:
     """`torch.load(path, weights_only=True)`: tensors and plain values, never code.
 
     Raises:
@@ -148,7 +143,7 @@ def load_plain(path: str | os.PathLike, what: str) -> dict[str, Any]:
     if not Path(path).is_file():
         raise ConfigError(f"{what} not found: {path}")
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as err:  # noqa: BLE001 - unpickling and zip errors have many types
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(
