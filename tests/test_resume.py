@@ -51,3 +51,21 @@ def test_checkpoint_holds_counters_and_names_the_replay_file(tmp_path):
     # target critic and temperature are in the weights
     assert any(k.startswith("loss_module.target_critic") for k in checkpoint["state_dict"])
     assert "loss_module.log_alpha" in checkpoint["state_dict"]
+
+
+def test_rng_state_round_trips_python_numpy_and_torch_as_plain_values(tmp_path):
+    """The RNG part of a rank's state is tensors and numbers, and restores every stream."""
+    import random
+
+    import numpy as np
+
+    from lit_rl.modules.state import rng_state, set_rng_state
+
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    random.gauss(0, 1), np.random.standard_normal()  # leave cached Gaussians behind
+    torch.save(rng_state(), tmp_path / "rng.pt")
+    expected = (random.random(), random.gauss(0, 1), np.random.standard_normal(), torch.rand(3))
+    random.seed(9), np.random.seed(9), torch.manual_seed(9)
+    set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
+    got = (random.random(), random.gauss(0, 1), np.random.standard_normal(), torch.rand(3))
+    assert got[:3] == expected[:3] and torch.equal(got[3], expected[3])
