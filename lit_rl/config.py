@@ -186,7 +186,7 @@ def load_recipe(path: str | Path, overrides: collections.abc.Sequence[str] = ())
         message = str(err).strip().splitlines()[0]
         raise ConfigError(f"recipe {path}: {message}") from None
     validate(resolved, source=str(path))
-    return resolved
+    return with_algorithm_defaults(resolved)
 
 
 def _type_name(annotation: Any) -> str:
@@ -246,6 +246,36 @@ def algorithm_schema(algo_cls: type) -> dict[str, Any]:
     for name in ENGINE_FILLED_KEYS:
         schema.pop(name, None)
     return schema
+
+
+def algorithm_defaults(algo_cls: type) -> dict[str, Any]:
+    """The default of every recipe-settable argument of an algorithm (subclass wins).
+
+    The constructor signatures are the one home of every default: base recipes state
+    only what departs from them, and a loaded recipe lists them all (so `config.yaml`
+    and `--print-config` show every value a run used).
+    """
+    defaults: dict[str, Any] = {}
+    for cls in reversed(algo_cls.__mro__):
+        init = cls.__dict__.get("__init__")
+        if init is None or cls.__module__.startswith(("lightning", "torch", "builtins")):
+            continue
+        for name, param in inspect.signature(init).parameters.items():
+            if param.default is not inspect.Parameter.empty and name not in ENGINE_FILLED_KEYS:
+                value = param.default
+                defaults[name] = list(value) if isinstance(value, tuple) else value
+    return defaults
+
+
+def with_algorithm_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
+    """`cfg` with its `algo` section completed by the algorithm's defaults."""
+    from lit_rl.modules import ALGORITHMS
+
+    if "experiment" in cfg:
+        return cfg
+    algo = dict(cfg["algo"])
+    name = algo.pop("name")
+    return {**cfg, "algo": {"name": name, **algorithm_defaults(ALGORITHMS[name]), **algo}}
 
 
 def trainer_schema() -> dict[str, Any]:

@@ -112,3 +112,31 @@ def test_lightning_run_trains_the_hopper_recipe_from_the_command_line(tmp_path):
     assert "lit-rl: 300 env steps, 100 updates" in result.stdout
     assert "SAC Hopper-v5" in result.stderr and "300/300" in result.stderr  # bar counts env steps
     assert (tmp_path / "last.ckpt").is_file() and (tmp_path / "metrics.csv").is_file()
+
+
+def test_base_recipes_state_only_departures_from_the_class_defaults():
+    """Each default has one home, the algorithm's signature: a base recipe restating one
+    would silently drift from it when either changes."""
+    from omegaconf import OmegaConf
+
+    from lit_rl.config import algorithm_defaults
+    from lit_rl.modules import ALGORITHMS
+
+    for path in sorted((REPO / "recipes" / "base").glob("*.yaml")):
+        algo = OmegaConf.to_container(OmegaConf.load(path)).get("algo", {})
+        name = (
+            algo.get("name") or load_recipe(REPO / "recipes" / "dpmd_pendulum.yaml")["algo"]["name"]
+        )
+        defaults = algorithm_defaults(ALGORITHMS[name])
+        restated = [k for k, v in algo.items() if k in defaults and defaults[k] == v]
+        assert not restated, f"{path.name} restates class defaults {restated}"
+
+
+def test_a_loaded_recipe_lists_every_algorithm_argument():
+    from lit_rl.config import algorithm_schema
+    from lit_rl.modules import LOOP
+
+    algo = load_recipe(REPO / "recipes" / "loop_pendulum.yaml")["algo"]
+    assert set(algo) == {"name", *algorithm_schema(LOOP)}
+    assert algo["kappa"] == 100.0  # the recipe's value wins over the default (1.0)
+    assert algo["model_members"] == 7  # the class default, now visible in config.yaml

@@ -9,6 +9,8 @@ import pytest
 import torch
 from conftest import REPO, run_cli, small_overrides, train
 
+from lit_rl.modules.state import load_plain
+
 LOOP_PENDULUM = str(REPO / "recipes" / "loop_pendulum.yaml")
 SAC_PENDULUM = str(REPO / "recipes" / "sac_pendulum.yaml")
 
@@ -36,8 +38,8 @@ def test_loop_trains_fits_its_model_and_logs_both_evaluations(tmp_path):
     trainer, module, run_dir = train(overrides, LOOP_PENDULUM)
     assert module.env_steps == 400
     assert trainer.global_step == module.updates == 300  # model steps are not updates
-    assert module.model_fits == 4  # at 100 (end of warm-up), 200, 300 and 400 env steps
-    assert module.model_fitted_at == 4
+    assert module.model_fit.fits == 4  # at 100 (end of warm-up), 200, 300 and 400 env steps
+    assert module.model_fit.fitted_at == 4
     plans = module.acting.plans
     assert plans >= 300  # the planner chose every action after warm-up
     metrics = list(csv.DictReader((run_dir / "metrics.csv").open()))
@@ -51,11 +53,13 @@ def test_loop_resumes_with_its_model_and_counters(tmp_path):
     )
     _, first, run_dir = train([*base, "max_env_steps=300"], LOOP_PENDULUM)
     ckpt = run_dir / "step=200.ckpt"  # 200 updates = 300 env steps after 100 warm-up
-    assert first.model_fits == 3
+    assert first.model_fit.fits == 3
+    saved = load_plain(run_dir / "replay" / "rank0-u0000000200.pt", "rank state")
+    assert saved["acting"]["mean"].shape == (3, 1)  # the planner's warm start [H, act_dim]
     _, resumed, _ = train([*base, "max_env_steps=500"], LOOP_PENDULUM, resume=str(ckpt))
     assert resumed.env_steps == 500
-    assert resumed.model_fitted_at == 5
-    assert resumed.model_fits == 5  # the 3 before the checkpoint, then at 400 and 500
+    assert resumed.model_fit.fitted_at == 5
+    assert resumed.model_fit.fits == 5  # the 3 before the checkpoint, then at 400 and 500
 
 
 def test_cem_policy_and_known_model_options_train(tmp_path):
@@ -66,7 +70,7 @@ def test_cem_policy_and_known_model_options_train(tmp_path):
         _, module, _ = train(overrides, LOOP_PENDULUM)
         assert module.env_steps == 200
         if option == "algo.model=known":
-            assert module.model_fits == 0  # nothing to learn: the equations are given
+            assert module.model_fit.fits == 0  # nothing to learn: the equations are given
 
 
 def test_known_model_for_an_env_without_one_is_a_one_line_error(tmp_path):

@@ -19,17 +19,16 @@ import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 
-from lit_rl.envs.termination import termination_fn
 from lit_rl.errors import ConfigError
 from lit_rl.modules.model_fitting import PeriodicModelFit
 from lit_rl.modules.planner_acting import PlannerActing
 from lit_rl.modules.policy import ActingPolicy, make_gaussian_policy
 from lit_rl.modules.sac import SAC
-from lit_rl.nets.dynamics import EliteDynamics, EnsembleDynamics
-from lit_rl.planning.known_models import known_model
+from lit_rl.nets.dynamics import EnsembleDynamics
+from lit_rl.planning.models import planning_model
 from lit_rl.planning.planners import PLANNERS, SequencePlanner
 
-PLANNER_CHOICES = ("arc", "cem", "policy")
+PLANNER_CHOICES = (*PLANNERS, "policy")  # policy: the SAC actor acts alone
 MODEL_CHOICES = ("learned", "known")
 
 
@@ -97,9 +96,6 @@ class LOOP(SAC):
             )
         if model not in MODEL_CHOICES:
             raise ConfigError(f"algo.model='{model}'; choose one of {', '.join(MODEL_CHOICES)}")
-        self.known_step = known_model(hp.env_id) if model == "known" else None
-        if model == "known" and self.known_step is None:
-            raise ConfigError(f"algo.model=known: lit_rl has no known dynamics for {hp.env_id}")
         if hp.num_envs != 1 and planner != "policy":
             raise ConfigError(
                 f"algo.num_envs={hp.num_envs}: LOOP's planner acts on one state at a time; "
@@ -118,7 +114,9 @@ class LOOP(SAC):
             f"dynamics.{name}"
             for name, _ in [*self.dynamics.named_parameters(), *self.dynamics.named_buffers()]
         ]
-        self.terminated_fn = termination_fn(hp.env_id)
+        self.planning_model = planning_model(model, self.dynamics, hp.env_id)
+        if self.planning_model is None:
+            raise ConfigError(f"algo.model=known: lit_rl has no known dynamics for {hp.env_id}")
         self.model_fit = PeriodicModelFit(
             hp.model_train_every,
             hp.warmup_steps,
@@ -127,40 +125,21 @@ class LOOP(SAC):
             max_epochs=model_max_epochs,
             patience=model_patience,
         )
-        # the collector's planner, kept out of the module tree (it holds no weights)
-        self._collector_acting: dict[str, PlannerActing] = {}
         self._update_seconds = 0.0
-        self._elites: EliteDynamics | None = None  # rebuilt after each model fit
 
-    # ------------------------------------------------------------- the model
-    def model_step(self, observation: torch.Tensor, action: torch.Tensor):
-        """One step of the model the planner uses: `(next_obs, reward, terminated)`."""
-        if self.known_step is not None:
-            return self.known_step(observation, action)
-        if self._elites is None:
-            self._elites = self.dynamics.elite_snapshot()
-        next_obs, reward = self._elites.sample_step(observation, action)
-        return next_obs, reward, self.terminated_fn(next_obs)
-
-    def model_members_step(self, observation: torch.Tensor, action: torch.Tensor):
-        """`[elites, N, ...]` rows, block `m` through elite `m` for the whole rollout."""
-        if self._elites is None:
-            self._elites = self.dynamics.elite_snapshot()
-        next_obs, reward = self._elites.members_step(observation, action)
-        terminated = self.terminated_fn(next_obs.reshape(-1, next_obs.shape[-1]))
-        return next_obs, reward, terminated.view(reward.shape)
-
+    # ------------------------------------------------------------- planning
     def terminal_value(self, observation: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Q1 of SAC's critic, the planner's value beyond the horizon (as in LOOP)."""
         critic = self.loss_module.critic
-        params = list(critic.parameters())
-        first_member = [p[:1] for p in params]  # evaluate Q1 only, not every critic
+        first_member = [p[:1] for p in critic.parameters()]  # Q1 only, not every critic
         return critic.forward_with(first_member, observation, action)[0]
 
     def make_planner(self) -> SequencePlanner:
+        """The planner class the recipe names, with SAC's critic and actor plugged in."""
         hp = self.hparams
-        common = dict(
-            step=self.model_step,
+        planner_cls = PLANNERS[hp.planner]
+        return planner_cls(
+            **self.planning_model.planner_kwargs(),
             value=self.terminal_value,
             act_dim=hp.act_dim,
             horizon=hp.horizon,
@@ -173,12 +152,8 @@ class LOOP(SAC):
             pessimism=hp.pessimism,
             prior=self.loss_module.actor.mode,
             num_prior=hp.num_prior,
+            **{arg: hp[key] for arg, key in planner_cls.recipe_options.items()},
         )
-        if self.known_step is None:  # learned: each rollout follows one elite
-            common.update(members_step=self.model_members_step, num_members=hp.model_elites)
-        if hp.planner == "cem":
-            return PLANNERS["cem"](**common, num_elites=hp.cem_elites)
-        return PLANNERS["arc"](**common, kappa=hp.kappa, mean_momentum=hp.plan_mean_momentum)
 
     def make_policy(self) -> TensorDictModuleBase:
         if self.hparams.planner == "policy":
@@ -191,14 +166,6 @@ class LOOP(SAC):
             policies["actor"] = make_gaussian_policy(self.loss_module.actor)
         return policies
 
-    @property
-    def model_fits(self) -> int:
-        return self.model_fit.fits
-
-    @property
-    def model_fitted_at(self) -> int:
-        return self.model_fit.fitted_at
-
     def model_optimizer(self) -> torch.optim.Optimizer:
         # the raw optimizer: model steps must not advance Lightning's global_step
         return self.optimizers()[1].optimizer
@@ -209,7 +176,7 @@ class LOOP(SAC):
             return
         rows = self.replay_buffer.storage[: len(self.replay_buffer)]
         metrics = self.model_fit.fit(self.dynamics, self.model_optimizer(), rows, self.env_steps)
-        self._elites = None
+        self.planning_model.refreshed()
         self.log_metrics({**metrics, "env_steps": float(self.env_steps)})
 
     # ------------------------------------------------------------ optimizers
@@ -243,16 +210,13 @@ class LOOP(SAC):
     # ----------------------------------------------------------- bookkeeping
     def on_fit_start(self) -> None:
         super().on_fit_start()
-        policy = self.collector.policy
-        module = getattr(policy, "acting", None)
-        self._collector_acting.clear()
-        if isinstance(module, PlannerActing):
-            self._collector_acting["acting"] = module
+        # kept after the fit (benchmarks read its timings), out of the module tree
+        self._collector_acting = {"acting": self.collector_acting()}
 
     @property
     def acting(self) -> PlannerActing | None:
         """The planner acting in the training env (None with `planner: policy`)."""
-        return self._collector_acting.get("acting")
+        return getattr(self, "_collector_acting", {}).get("acting")
 
     def log_training(self, losses: TensorDictBase) -> None:
         super().log_training(losses)
@@ -264,24 +228,13 @@ class LOOP(SAC):
                 }
             )
 
-    def _rank_state(self) -> dict[str, Any]:
-        state = super()._rank_state()
-        if self.acting is not None:
-            state["planner"] = self.acting.planner.state_dict()
-        return state
-
-    def _restore_rank_state(self, saved: dict[str, Any]) -> None:
-        super()._restore_rank_state(saved)
-        if self.acting is not None and "planner" in saved:
-            self.acting.planner.load_state_dict(saved["planner"])
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint["lit_rl"]["model_fit"] = self.model_fit.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
-        self._elites = None
+        self.planning_model.refreshed()
         saved = checkpoint.get("lit_rl", {})
         if "model_fit" in saved:
             self.model_fit.load_state_dict(saved["model_fit"])

@@ -414,10 +414,25 @@ class OffPolicyModule(pl.LightningModule):
             # the next observation to act on
             "carrier": tensordict_state(self.collector._carrier.clone()),
             "env": [snapshot_env_state(env) for env in self.gym_envs()],
+            "acting": self.acting_state(),
             "rng": run_state.rng_state(),
             "episodes": self.episodes,
             "last_episode_return": self.last_episode_return,
         }
+
+    def collector_acting(self) -> Any:
+        """The collector's acting module when it carries state between env steps that a
+        resume must restore (a planner's warm start), as `acting_state()` /
+        `load_acting_state(state)` of tensors and plain values; None otherwise."""
+        acting = (
+            getattr(self.collector.policy, "acting", None) if self.collector is not None else None
+        )
+        stateful = hasattr(acting, "acting_state") and hasattr(acting, "load_acting_state")
+        return acting if stateful else None
+
+    def acting_state(self) -> dict[str, Any] | None:
+        acting = self.collector_acting()
+        return None if acting is None else acting.acting_state()
 
     def collector_state(self) -> dict[str, Any]:
         """The collector's counters and trajectory ids, as plain dicts of tensors
@@ -441,6 +456,9 @@ class OffPolicyModule(pl.LightningModule):
         self.episodes = saved["episodes"]
         self.last_episode_return = saved["last_episode_return"]
         self._pending_rng = saved["rng"]
+        acting = self.collector_acting()
+        if acting is not None and saved.get("acting") is not None:
+            acting.load_acting_state(saved["acting"])
 
     def state_dir(self) -> Path:
         run_dir = self.hparams.run_dir or self.trainer.default_root_dir

@@ -33,3 +33,10 @@ class PlannerActing(nn.Module):
         self.plan_seconds += time.perf_counter() - start
         self.plans += 1
         return action.float()
+
+    def acting_state(self) -> dict:
+        """The warm start a resumed run must continue from (the engine checkpoints it)."""
+        return self.planner.state_dict()
+
+    def load_acting_state(self, state: dict) -> None:
+        self.planner.load_state_dict(state)

@@ -143,7 +143,12 @@ class SequencePlanner:
         prior: deterministic prior policy `obs [B, obs_dim] -> action [B, act_dim]`, or
             None; its rollouts through `step` join the candidates of every iteration.
         num_prior: prior rollouts per env step (5).
+
+    A subclass names its own arguments' recipe keys in `recipe_options`, so an
+    algorithm builds whichever planner a recipe names without knowing its options.
     """
+
+    recipe_options: dict[str, str] = {}
 
     def __init__(
         self,
@@ -248,6 +253,9 @@ class ARCPlanner(SequencePlanner):
             replaces it, as released; an earlier lit_rl used `momentum` for both).
     """
 
+    # planner argument <- the LOOP recipe key that sets it
+    recipe_options = {"kappa": "kappa", "mean_momentum": "plan_mean_momentum"}
+
     def __init__(self, *args, kappa: float = 1.0, mean_momentum: float = 0.0, **kw) -> None:
         super().__init__(*args, **kw)
         self.kappa, self.mean_momentum = kappa, mean_momentum
@@ -277,6 +285,8 @@ class CEMPlanner(SequencePlanner):
 
     Executes the mean's first action; `explore_noise` (0) adds Gaussian noise in training.
     """
+
+    recipe_options = {"num_elites": "cem_elites"}
 
     def __init__(self, *args, num_elites: int = 20, explore_noise: float = 0.0, **kw) -> None:
         super().__init__(*args, **kw)
