@@ -11,7 +11,6 @@ The planning math lives in `lit_rl.planning.planners`, the model fit in
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -125,7 +124,6 @@ class LOOP(SAC):
             max_epochs=model_max_epochs,
             patience=model_patience,
         )
-        self._update_seconds = 0.0
 
     # ------------------------------------------------------------- planning
     def terminal_value(self, observation: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -190,22 +188,6 @@ class LOOP(SAC):
 
     def update_optimizers(self) -> list:
         return [self.optimizers()[0]]
-
-    def update(self, batch: TensorDictBase) -> TensorDictBase:
-        start = time.perf_counter()
-        losses = super().update(batch)
-        self._update_seconds += time.perf_counter() - start
-        return losses
-
-    def time_shares(self) -> dict[str, float]:
-        """Seconds this process spent planning (collection only), fitting the model and
-        updating SAC (benchmarks/planning.py reports them as shares of a run)."""
-        planning = self.acting.plan_seconds if self.acting is not None else 0.0
-        return {
-            "planning": planning,
-            "model fitting": self.model_fit.seconds,
-            "SAC updates": self._update_seconds,
-        }
 
     # ----------------------------------------------------------- bookkeeping
     def on_fit_start(self) -> None:
