@@ -23,17 +23,20 @@ def evaluate_policy(env, policy, episodes: int, max_steps: int = 100_000) -> tor
 
 
 class EvalCallback(pl.Callback):
-    """Every `every_env_steps` env steps (and at the end), run `episodes` deterministic
-    episodes on a separate env and log ``eval/return_mean`` and ``eval/return_std``.
+    """Every `every` ticks of the run's clock (env steps online, updates offline; see
+    `OffPolicyModule.progress`) and at the end, run `episodes` deterministic episodes on
+    a separate env and log ``eval/return_mean`` and ``eval/return_std``, and
+    ``eval/normalized_score`` when the run's data carries reference returns.
 
     Runs on global rank 0 only: parameters are identical across ranks after each update.
     Removing this callback does not change learning.
     """
 
-    def __init__(self, every_env_steps: int = 5000, episodes: int = 5) -> None:
-        self.every_env_steps = every_env_steps
+    def __init__(self, every: int = 5000, episodes: int = 5) -> None:
+        self.every = every
         self.episodes = episodes
-        self.next_eval_at = every_env_steps
+        self.next_eval_at = every
+        self.evaluated_at = -1  # the clock at the last evaluation (the end skips a repeat)
         self.last: dict[str, float] = {}
         self._env = None
 
@@ -42,11 +45,12 @@ class EvalCallback(pl.Callback):
         return "EvalCallback"
 
     def state_dict(self) -> dict[str, Any]:
-        return {"next_eval_at": self.next_eval_at, "last": self.last}
+        return {"next_eval_at": self.next_eval_at, "last": self.last, "at": self.evaluated_at}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.next_eval_at = state_dict["next_eval_at"]
         self.last = state_dict["last"]
+        self.evaluated_at = state_dict.get("at", -1)
 
     def run(self, trainer: pl.Trainer, module) -> dict[str, float]:
         if self._env is None:
@@ -66,20 +70,26 @@ class EvalCallback(pl.Callback):
                 self.last[f"{prefix}return_std"] = float(returns.std(unbiased=False))
         finally:
             module.train(was_training)
+        score = module.normalized_score(self.last.get("eval/return_mean"))
+        if score is not None:
+            self.last["eval/normalized_score"] = score
         self.last["env_steps"] = float(module.env_steps)
+        self.last["updates"] = float(module.updates)
+        self.evaluated_at = module.progress
         module.log_metrics(self.last)
         return self.last
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if pl_module.env_steps < self.next_eval_at:
+        if pl_module.progress < self.next_eval_at:
             return
-        while self.next_eval_at <= pl_module.env_steps:
-            self.next_eval_at += self.every_env_steps
+        while self.next_eval_at <= pl_module.progress:
+            self.next_eval_at += self.every
         if trainer.is_global_zero:
             self.run(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module) -> None:
-        if trainer.is_global_zero and pl_module.env_steps > 0:
+        fresh = pl_module.progress != self.evaluated_at
+        if trainer.is_global_zero and pl_module.progress > 0 and fresh:
             self.run(trainer, pl_module)
         if self._env is not None:
             self._env.close()

@@ -9,7 +9,8 @@ from tqdm import tqdm
 
 
 class EnvStepProgressBar(ProgressBar):
-    """tqdm bar over `max_env_steps` showing env fps, updates/s, last episode return and
+    """tqdm bar over the run's clock (env steps online, updates offline) showing env fps,
+    updates/s, last episode return and
     the latest eval return. Replaces Lightning's batch-counted bar (the epoch is endless).
     """
 
@@ -33,17 +34,19 @@ class EnvStepProgressBar(ProgressBar):
         if not self.is_enabled:
             return
         self.bar = tqdm(
-            total=pl_module.hparams.max_env_steps,
-            initial=pl_module.env_steps,
+            total=pl_module.source.total(),
+            initial=pl_module.progress,
             desc=f"{type(pl_module).__name__} {pl_module.hparams.env_id}",
-            unit="step",
+            unit=" update" if pl_module.source.clock == "updates" else " step",
             dynamic_ncols=True,
             file=sys.stderr,
             smoothing=0.1,
         )
 
     def postfix(self, trainer, pl_module) -> dict[str, str]:
-        info = {"fps": f"{pl_module.env_fps:.0f}", "upd/s": f"{pl_module.updates_per_s:.0f}"}
+        info = {"upd/s": f"{pl_module.updates_per_s:.0f}"}
+        if pl_module.source.clock == "env_steps":
+            info = {"fps": f"{pl_module.env_fps:.0f}", **info}
         if pl_module.last_episode_return is not None:
             info["ret"] = f"{pl_module.last_episode_return:.1f}"
         for callback in trainer.callbacks:
@@ -55,13 +58,13 @@ class EnvStepProgressBar(ProgressBar):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.bar is None or batch_idx % self.refresh_every:
             return
-        self.bar.n = min(pl_module.env_steps, self.bar.total)
+        self.bar.n = min(pl_module.progress, self.bar.total)
         self.bar.set_postfix(self.postfix(trainer, pl_module), refresh=False)
         self.bar.refresh()
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self.bar is not None:
-            self.bar.n = min(pl_module.env_steps, self.bar.total)
+            self.bar.n = min(pl_module.progress, self.bar.total)
             self.bar.set_postfix(self.postfix(trainer, pl_module), refresh=False)
             self.bar.close()
             self.bar = None

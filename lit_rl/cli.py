@@ -3,6 +3,8 @@
     lit-rl run RECIPE.yaml [key=value ...]
     lit-rl run --resume RUN_DIR|CKPT [key=value ...]   (continues in place)
     lit-rl eval CKPT [--episodes N] [--seed S]
+    lit-rl collect random|CKPT --env ID --steps N --out FILE.hdf5 [--noise S] [--seed K]
+                                                      [--minari NAME]
     lightning run RECIPE.yaml ...   (same as lit-rl run; other subcommands go to lightning-sdk)
 
 Bad input exits with code 2 and one line on stderr; a NaN/inf loss exits with code 3; a
@@ -85,6 +87,18 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="eval env seed (default: the run's own eval stream, as during training)",
     )
+    col = sub.add_parser(
+        "collect", help="roll a policy out and write a D4RL-layout HDF5 (or Minari) dataset"
+    )
+    col.add_argument("policy", help="'random' or a lit_rl checkpoint (its acting policy)")
+    col.add_argument("--env", help="Gymnasium env id (default: the checkpoint's)")
+    col.add_argument("--steps", type=int, required=True, help="env steps to record")
+    col.add_argument("--out", help="the HDF5 file to write (D4RL layout)")
+    col.add_argument("--minari", metavar="NAME", help="write a local Minari dataset instead")
+    col.add_argument("--noise", type=float, default=0.0, help="Gaussian action noise std")
+    col.add_argument("--seed", type=int, default=0)
+    col.add_argument("--ref-random", type=float, help="reference return of a random policy")
+    col.add_argument("--ref-expert", type=float, help="reference return of an expert")
     return parser
 
 
@@ -171,24 +185,11 @@ def run_experiment(cfg: dict) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from lit_rl.callbacks.evaluation import evaluate_policy
-    from lit_rl.modules import ALGORITHMS
-    from lit_rl.modules.state import load_plain
+    from lit_rl.modules.loading import module_from_checkpoint
     from lit_rl.seeding import eval_env_seed
 
     path = Path(args.checkpoint)
-    if not path.is_file():
-        raise ConfigError(f"checkpoint not found: {path}")
-    checkpoint = load_plain(path, "lit_rl checkpoint")
-    hparams = checkpoint.get("hyper_parameters")
-    algo_name = checkpoint.get("lit_rl_algo")
-    if not isinstance(hparams, dict) or algo_name not in ALGORITHMS:
-        raise ConfigError(f"{path} is not a lit_rl checkpoint")
-    try:
-        module = ALGORITHMS[algo_name](**hparams)
-        module.load_state_dict(checkpoint["state_dict"])
-    except (TypeError, KeyError, RuntimeError) as err:
-        reason = str(err).strip().splitlines()[0][:200]
-        raise ConfigError(f"{path} does not fit this lit_rl's {algo_name}: {reason}") from None
+    module, checkpoint = module_from_checkpoint(path)
     seed = args.seed if args.seed is not None else eval_env_seed(module.hparams.seed)
     env = module.make_env(seed)
     returns = evaluate_policy(env, module.make_policy(), args.episodes)
@@ -200,6 +201,66 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "return_std": float(returns.std(unbiased=False)),
     }
     print(json.dumps(result))
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from lit_rl.data.collect import (
+        module_actor,
+        random_actor,
+        rollout_steps,
+        write_hdf5,
+        write_minari,
+    )
+    from lit_rl.data.datasets import action_bounds
+
+    if (args.out is None) == (args.minari is None):
+        raise ConfigError("give exactly one of --out FILE.hdf5 and --minari NAME")
+    if args.noise < 0:
+        raise ConfigError(f"--noise must be >= 0, got {args.noise}")
+    if args.policy == "random":
+        if args.env is None:
+            raise ConfigError("collecting with a random policy needs --env ID")
+        env_id = args.env
+        actor = random_actor(len(action_bounds(env_id)[0]), args.seed)
+        max_episode_steps = None
+    else:
+        from lit_rl.modules.loading import module_from_checkpoint
+
+        module, _ = module_from_checkpoint(Path(args.policy))
+        env_id = args.env or module.hparams.env_id
+        if env_id != module.hparams.env_id:
+            raise ConfigError(f"{args.policy} acts in {module.hparams.env_id}, not in {env_id}")
+        actor = module_actor(module, args.noise, args.seed)
+        max_episode_steps = module.hparams.max_episode_steps
+    if args.policy == "random" and args.noise:
+        raise ConfigError("--noise applies to a checkpoint's policy, not to 'random'")
+    table = rollout_steps(env_id, actor, args.steps, args.seed, max_episode_steps)
+    metadata = {
+        "policy": args.policy,
+        "noise": args.noise,
+        "seed": args.seed,
+        "ref_random_return": args.ref_random,
+        "ref_expert_return": args.ref_expert,
+    }
+    where = (
+        write_minari(table, args.minari, env_id, metadata)
+        if args.minari
+        else str(write_hdf5(table, args.out, env_id, metadata))
+    )
+    returns = table.episode_returns
+    mean = sum(returns) / len(returns) if returns else float("nan")
+    print(
+        json.dumps(
+            {
+                "dataset": where,
+                "env": env_id,
+                "steps": len(table),
+                "episodes": len(returns),
+                "return_mean": mean,
+            }
+        )
+    )
     return 0
 
 
@@ -216,6 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "collect":
+            return cmd_collect(args)
         return cmd_eval(args)
     except ConfigError as err:
         print(f"lit-rl: error: {err}", file=sys.stderr)

@@ -4,6 +4,7 @@ A recipe is a mapping with these top-level keys (see docs/recipes.md):
 
     defaults: [base/sac.yaml, ...]   recipes merged first, paths relative to this file
     name, seed, max_env_steps, run_dir
+    dataset, max_updates             an offline run (instead of max_env_steps)
     env:        {id, max_episode_steps}
     algo:       {name, <constructor arguments of the algorithm>}
     trainer:    {<lightning.Trainer arguments>}
@@ -40,6 +41,8 @@ TOP_LEVEL: dict[str, Any] = {
     "name": str,
     "seed": int,
     "max_env_steps": int,
+    "dataset": str,
+    "max_updates": int,
     "run_dir": str,
     "env": dict,
     "algo": dict,
@@ -51,8 +54,8 @@ TOP_LEVEL: dict[str, Any] = {
     "experiment": str,
 }
 ENV_KEYS = {"id": str, "max_episode_steps": int | None}
-EVAL_KEYS = {"every_env_steps": int, "episodes": int}
-CHECKPOINT_KEYS = {"every_env_steps": int, "keep": int}
+EVAL_KEYS = {"every_env_steps": int, "every_updates": int, "episodes": int}
+CHECKPOINT_KEYS = {"every_env_steps": int, "every_updates": int, "keep": int}
 # Trainer arguments the engine owns: the run's length comes from max_env_steps, and
 # run_dir, logger and callbacks have their own recipe keys.
 RESERVED_TRAINER_KEYS = {
@@ -85,6 +88,8 @@ ENGINE_FILLED_KEYS = {
     "seed",
     "max_episode_steps",
     "run_dir",
+    "dataset",
+    "max_updates",
 }
 
 
@@ -318,17 +323,34 @@ def validate(cfg: dict[str, Any], source: str = "recipe") -> None:
         validate_experiment(cfg, source)
         return
     _check_section("recipe", cfg, TOP_LEVEL, source)
-    for required in ("max_env_steps", "env", "algo"):
+    offline = cfg.get("dataset") is not None
+    budget = "max_updates" if offline else "max_env_steps"
+    for required in (budget, "algo") if offline else (budget, "env", "algo"):
         if required not in cfg:
             raise ConfigError(f"{source}: missing required key '{required}'")
-    if cfg["max_env_steps"] <= 0:
-        raise ConfigError(f"{source}: 'max_env_steps' must be positive, got {cfg['max_env_steps']}")
-    _check_section("env", cfg["env"], ENV_KEYS, source)
-    if "id" not in cfg["env"]:
+    if cfg[budget] <= 0:
+        raise ConfigError(f"{source}: '{budget}' must be positive, got {cfg[budget]}")
+    wrong_budget = "max_env_steps" if offline else "max_updates"
+    if cfg.get(wrong_budget) is not None:
+        kind = (
+            "offline runs (dataset=...) count updates" if offline else "online runs count env steps"
+        )
+        raise ConfigError(f"{source}: '{wrong_budget}' does not apply: {kind}; use '{budget}'")
+    _check_section("env", cfg.get("env", {}), ENV_KEYS, source)
+    if "id" not in cfg.get("env", {}) and not offline:
         raise ConfigError(f"{source}: missing required key 'env.id'")
     from lit_rl.envs.make import check_env_id
 
-    check_env_id(cfg["env"]["id"])
+    if "id" in cfg.get("env", {}):
+        check_env_id(cfg["env"]["id"])
+    clock = "every_updates" if offline else "every_env_steps"
+    for section in ("eval", "checkpoint"):
+        other = ({"every_env_steps", "every_updates"} - {clock}) & set(cfg.get(section, {}))
+        if other:
+            raise ConfigError(
+                f"{source}: '{section}.{other.pop()}' does not apply to "
+                f"{'an offline' if offline else 'an online'} run; use '{section}.{clock}'"
+            )
     _check_section("eval", cfg.get("eval", {}), EVAL_KEYS, source)
     _check_section("checkpoint", cfg.get("checkpoint", {}), CHECKPOINT_KEYS, source)
     algo = dict(cfg["algo"])

@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lit_rl.callbacks import EnvStepProgressBar, EvalCallback, GracefulInterrupt
 from lit_rl.callbacks.interrupt import LAST_CHECKPOINT
 from lit_rl.config import RUN_DIR_ENV, to_yaml
+from lit_rl.data.datasets import dataset_env_id
 from lit_rl.envs.make import env_dims, make_env
 from lit_rl.errors import ConfigError
 from lit_rl.loggers import METRICS_FILE, make_loggers
@@ -106,20 +107,23 @@ def truncate_metrics(run_dir: Path, last_step: int) -> None:
 
 def build_module(cfg: dict[str, Any], run_dir: Path) -> OffPolicyModule:
     """The algorithm's LightningModule with the recipe's hyperparameters."""
-    env_cfg = cfg["env"]
-    probe = make_env(env_cfg["id"], cfg.get("seed", 0), env_cfg.get("max_episode_steps"))
+    env_cfg = cfg.get("env", {})
+    env_id = env_cfg.get("id") or dataset_env_id(cfg["dataset"])
+    probe = make_env(env_id, cfg.get("seed", 0), env_cfg.get("max_episode_steps"))
     obs_dim, act_dim = env_dims(probe)
     probe.close()
     algo = dict(cfg["algo"])
     algo_cls = ALGORITHMS[algo.pop("name")]
     return algo_cls(
-        env_id=env_cfg["id"],
+        env_id=env_id,
         obs_dim=obs_dim,
         act_dim=act_dim,
-        max_env_steps=cfg["max_env_steps"],
+        max_env_steps=cfg.get("max_env_steps", 0),
         seed=cfg.get("seed", 0),
         max_episode_steps=env_cfg.get("max_episode_steps"),
         run_dir=str(run_dir),
+        dataset=cfg.get("dataset"),
+        max_updates=cfg.get("max_updates"),
         **algo,
     )
 
@@ -127,14 +131,16 @@ def build_module(cfg: dict[str, Any], run_dir: Path) -> OffPolicyModule:
 def build_callbacks(
     cfg: dict[str, Any], module: OffPolicyModule, run_dir: Path
 ) -> list[pl.Callback]:
-    eval_cfg = {"every_env_steps": 5000, "episodes": 5, **cfg.get("eval", {})}
-    ckpt_cfg = {"every_env_steps": 10_000, "keep": 1, **cfg.get("checkpoint", {})}
-    utd = module.hparams.utd_ratio
+    # periods count the run's clock: env steps online, updates offline
+    clock = "every_updates" if module.source.clock == "updates" else "every_env_steps"
+    eval_cfg = {clock: 5000, "episodes": 5, **cfg.get("eval", {})}
+    ckpt_cfg = {clock: 10_000, "keep": 1, **cfg.get("checkpoint", {})}
+    per_tick = module.source.updates_per_clock_tick()
     per_step = module.hparams.updates_per_step
     # global_step moves updates_per_step at a time: keep the period a multiple of it
-    every_updates = max(1, round(ckpt_cfg["every_env_steps"] * utd / per_step)) * per_step
+    every_updates = max(1, round(ckpt_cfg[clock] * per_tick / per_step)) * per_step
     callbacks: list[pl.Callback] = [
-        EvalCallback(eval_cfg["every_env_steps"], eval_cfg["episodes"]),
+        EvalCallback(eval_cfg[clock], eval_cfg["episodes"]),
         ModelCheckpoint(
             dirpath=run_dir,
             filename="{step}",
@@ -155,7 +161,7 @@ def build_trainer(cfg: dict[str, Any], module: OffPolicyModule, run_dir: Path) -
     trainer_kwargs = {**DEFAULT_TRAINER, **cfg.get("trainer", {})}
     loggers = make_loggers(cfg.get("logger", DEFAULT_LOGGERS), run_dir)
     return pl.Trainer(
-        max_epochs=-1,  # the engine stops on max_env_steps; an epoch never ends
+        max_epochs=-1,  # the engine stops at its budget (the source's); an epoch never ends
         logger=loggers or False,
         callbacks=build_callbacks(cfg, module, run_dir),
         default_root_dir=str(run_dir),

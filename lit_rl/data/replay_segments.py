@@ -24,12 +24,13 @@ import torch
 from torchrl.data import ReplayBuffer
 
 from lit_rl.data.replay import tensordict_from_state, tensordict_state
+from lit_rl.sources.torchrl_state import set_writer_state, writer_state
 
 SEGMENT_GLOB = "rank{rank}-rows-*.pt"
 
 
 def _write_count(buffer: ReplayBuffer) -> int:
-    return int(buffer._writer.state_dict()["_write_count"])
+    return int(writer_state(buffer)["_write_count"])
 
 
 class ReplaySegments:
@@ -51,7 +52,7 @@ class ReplaySegments:
         return {
             "segments": [dict(seg) for seg in self.segments],
             "saved_writes": self.saved_writes,
-            "writer": dict(buffer._writer.state_dict()),
+            "writer": writer_state(buffer),
         }
 
     def _write_segment(self, buffer: ReplayBuffer, writes: int, capacity: int) -> dict[str, Any]:
@@ -78,9 +79,9 @@ class ReplaySegments:
             data = load_file(source / segment["name"], "lit_rl replay segment")
             start = int(data["start_write"])
             # replay the segment's writes where they first happened
-            buffer._writer.load_state_dict({"_cursor": start % capacity, "_write_count": start})
+            set_writer_state(buffer, {"_cursor": start % capacity, "_write_count": start})
             buffer.extend(tensordict_from_state(data["rows"]).to(buffer.storage.device))
-        buffer._writer.load_state_dict(state["writer"])
+        set_writer_state(buffer, state["writer"])
         self.segments = [dict(seg) for seg in state["segments"]]
         self.saved_writes = int(state["saved_writes"])
 

@@ -26,7 +26,6 @@ Counting (global = summed over DDP ranks; see docs/engine.md):
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -39,17 +38,16 @@ from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
-from torchrl.collectors import Collector
 from torchrl.envs import SerialEnv
 
-from lit_rl.data.replay import make_replay_buffer, tensordict_from_state, tensordict_state
-from lit_rl.data.replay_segments import ReplaySegments
 from lit_rl.distributed import any_rank_true
 from lit_rl.envs.make import make_env
-from lit_rl.envs.snapshot import restore_env_state, snapshot_env_state
 from lit_rl.errors import ConfigError, NonFiniteLossError
 from lit_rl.modules import state as run_state
 from lit_rl.seeding import sampling_seed, train_env_seed
+from lit_rl.sources.base import DataSource
+from lit_rl.sources.dataset import DatasetSource
+from lit_rl.sources.online import CollectorSource
 
 BUFFER_KEYS = (
     "observation",
@@ -98,6 +96,9 @@ class OffPolicyModule(pl.LightningModule):
             Lightning loop's fixed cost (about 0.5 ms a step). Use it with
             `frames_per_batch` equal to it to also amortise the collector's cost.
         run_dir: where per-rank replay/env state is written beside checkpoints.
+        dataset, max_updates: learn offline from this dataset (a D4RL-layout HDF5 file
+            or `minari:NAME`) for `max_updates` updates instead of collecting
+            (`lit_rl.sources.dataset`); the recipe's top-level keys of the same names.
     """
 
     buffer_keys: tuple = BUFFER_KEYS
@@ -122,18 +123,20 @@ class OffPolicyModule(pl.LightningModule):
         log_every_updates: int = 100,
         updates_per_step: int = 1,
         run_dir: str | None = None,
+        dataset: str | None = None,
+        max_updates: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.check_hyperparameters()
         self.automatic_optimization = False
         self.loss_module = self.make_loss()
+        self.source = self.make_source()
         self.env_steps = 0
         self.updates = 0
         self.episodes = 0
         self.last_episode_return: float | None = None
-        self.collector: Collector | None = None
-        self.replay_buffer = None
+        self.replay_buffer = None  # filled by the source at fit start
         self._pending_rank_state: dict[str, Any] | None = None
         self._pending_rng: dict[str, Any] | None = None
         self._rate_mark = (time.perf_counter(), 0, 0)
@@ -162,6 +165,7 @@ class OffPolicyModule(pl.LightningModule):
             "log_every_updates": hp.log_every_updates >= 1,
             "tau": 0 < hp.tau <= 1,
             "buffer_capacity": hp.buffer_capacity >= hp.batch_size,
+            "max_updates": hp.max_updates is None or hp.max_updates >= 1,
         }
 
     # ----------------------------------------------------------------- to override
@@ -215,27 +219,46 @@ class OffPolicyModule(pl.LightningModule):
     def local_env_steps(self) -> int:
         return self.env_steps // self.world_size
 
-    def updates_after(self, local_env_steps: int, world_size: int) -> int:
-        """Updates the recipe asks for once a rank has collected `local_env_steps`."""
-        warmup_local = self.hparams.warmup_steps // world_size
-        learning_steps = max(0, local_env_steps - warmup_local)
-        return math.floor(learning_steps * self.hparams.utd_ratio + 1e-9)
-
-    def updates_due(self) -> int:
-        """Updates the recipe asks for after the env steps collected so far."""
-        return self.updates_after(self.local_env_steps, self.world_size)
-
     def total_updates(self, world_size: int = 1) -> int:
         """Updates a whole run does (per rank): what its schedules must survive."""
-        return self.updates_after(self.hparams.max_env_steps // world_size, world_size)
+        return self.source.total_updates(world_size)
 
     def schedules(self, updates: int) -> dict[str, float]:
         """Every scheduled quantity (temperature, learning rates, noise) at update
         `updates`, computed without training; tests check each recipe's last update."""
         return {}
 
-    def budget_spent(self) -> bool:
-        return self.env_steps >= self.hparams.max_env_steps
+    # ------------------------------------------------------------------ data
+    def make_source(self) -> DataSource:
+        """Where batches come from: the dataset when the recipe names one, else a collector."""
+        if self.hparams.dataset is not None:
+            if self.hparams.max_updates is None:
+                raise ConfigError("an offline run (dataset=...) needs max_updates")
+            return DatasetSource(self)
+        return CollectorSource(self)
+
+    def dataset_keys(self) -> tuple:
+        """Transition keys this algorithm reads from a dataset (SARSA critics add
+        `("next", "action")`)."""
+        return self.buffer_keys
+
+    @property
+    def collector(self):
+        """The online source's TorchRL collector (None offline or outside a fit)."""
+        return getattr(self.source, "collector", None)
+
+    def normalized_score(self, episode_return: float | None) -> float | None:
+        """`100 * (R - R_random) / (R_expert - R_random)` with the reference returns of
+        the run's dataset; None without them."""
+        dataset = getattr(self.source, "dataset", None)
+        if episode_return is None or dataset is None:
+            return None
+        return dataset.normalized_score(episode_return)
+
+    @property
+    def progress(self) -> int:
+        """The run's clock: global env steps online, updates offline."""
+        return self.source.progress()
 
     # ----------------------------------------------------------------- setup
     def make_env(self, seed: int):
@@ -250,81 +273,25 @@ class OffPolicyModule(pl.LightningModule):
         makers = [partial(self.make_env, train_env_seed(seed, rank, i)) for i in range(num_envs)]
         return SerialEnv(num_envs, makers)
 
-    def gym_envs(self) -> list:
-        """The Gymnasium envs inside the collector, in order (their state is checkpointed)."""
-        env = self.collector.env
-        sub_envs = env._envs if isinstance(env, SerialEnv) else [env]
-        return [sub_env.base_env._env for sub_env in sub_envs]
-
     def on_fit_start(self) -> None:
-        rank = self.global_rank
         # Sampling noise differs per rank; network init (before fit) is identical.
-        torch.manual_seed(sampling_seed(self.hparams.seed, rank))
-        self.replay_buffer = make_replay_buffer(
-            self.hparams.buffer_capacity, self.hparams.batch_size, device=self.device
-        )
-        self.replay_segments = ReplaySegments(self.state_dir() / run_state.STATE_DIR, rank)
-        warmup_local = self.hparams.warmup_steps // self.world_size
-        self.collector = Collector(
-            self.make_training_env(rank),
-            self.make_policy(),
-            frames_per_batch=self.hparams.frames_per_batch * self.hparams.num_envs,
-            total_frames=-1,
-            init_random_frames=warmup_local,
-            # Everything the collector holds stays on the CPU, where envs step: the policy
-            # moves observations to its own device and actions back (ActingPolicy), and
-            # the replay buffer copies each batch into its storage on the module's
-            # device. (Collector-side casting put trajectory ids on the GPU, which broke
-            # partial resets of parallel envs.)
-            policy_device=None,
-            storing_device=torch.device("cpu"),
-            # The batch is copied into the replay buffer at once, so the collector may
-            # hand out its own buffer instead of a fresh clone every step.
-            return_same_td=True,
-            trust_policy=True,  # planner policies hold no parameters; devices match by design
-        )
-        self._collector_iter = None
+        torch.manual_seed(sampling_seed(self.hparams.seed, self.global_rank))
+        self.source.start()
         if self._pending_rank_state is not None:
             self._restore_rank_state(self._pending_rank_state)
             self._pending_rank_state = None
         self._rate_mark = (time.perf_counter(), self.env_steps, self.updates)
 
     def on_fit_end(self) -> None:
-        if self.collector is not None:
-            self.collector.shutdown()
-            self.collector = None
+        self.source.stop()
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_Ticks(), batch_size=None)
 
     # ------------------------------------------------------------------ loop
-    def collect(self) -> TensorDictBase:
-        """One collector call: extend the buffer, count env steps and finished episodes."""
-        if self._collector_iter is None:
-            self._collector_iter = iter(self.collector)
-        with torch.no_grad():
-            rollout = next(self._collector_iter).reshape(-1)
-        self.replay_buffer.extend(rollout.select(*self.buffer_keys))
-        self.env_steps += rollout.numel() * self.world_size
-        done = rollout.get(("next", "done")).reshape(-1)
-        if done.any():
-            returns = rollout.get(("next", "episode_reward")).reshape(-1)[done]
-            self.episodes += int(done.sum())
-            self.last_episode_return = float(returns[-1])
-        self.after_collect(rollout)
-        return rollout
-
     def after_collect(self, rollout: TensorDictBase) -> None:
         """Called after each collector call, once the rollout is in the replay buffer and
         counted (LOOP refits its dynamics model here). Default: nothing."""
-
-    def collect_until_update_due(self) -> bool:
-        """Collect until the UTD ratio asks for another update; False once the budget is spent."""
-        while self.updates >= self.updates_due():
-            if self.budget_spent():
-                return False
-            self.collect()
-        return True
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         if self._pending_rng is not None:
@@ -333,7 +300,7 @@ class OffPolicyModule(pl.LightningModule):
             run_state.set_rng_state(self._pending_rng)
             self._pending_rng = None
         for _ in range(self.hparams.updates_per_step):
-            if not self.collect_until_update_due():
+            if not self.source.ready_for_update():
                 self.trainer.should_stop = True
                 return None
             losses = self.update(self.replay_buffer.sample())
@@ -341,7 +308,7 @@ class OffPolicyModule(pl.LightningModule):
             self.after_update()
             if self.updates % self.hparams.log_every_updates == 0:
                 self.log_training(losses)
-        if self.budget_spent() and self.updates >= self.updates_due():
+        if self.source.finished():
             self.trainer.should_stop = True
         return None
 
@@ -387,10 +354,11 @@ class OffPolicyModule(pl.LightningModule):
             {
                 "env_steps": float(self.env_steps),
                 "updates": float(self.updates),
-                "time/env_fps": self.env_fps,
                 "time/updates_per_s": self.updates_per_s,
             }
         )
+        if self.source.clock == "env_steps":
+            metrics["time/env_fps"] = self.env_fps
         if self.last_episode_return is not None:
             metrics["train/episode_return"] = self.last_episode_return
         self.log_metrics(metrics)
@@ -408,17 +376,7 @@ class OffPolicyModule(pl.LightningModule):
 
     # ------------------------------------------------------------ checkpoints
     def _rank_state(self) -> dict[str, Any]:
-        return {
-            "replay": self.replay_segments.save(self.replay_buffer),
-            "collector": self.collector_state(),
-            # the next observation to act on
-            "carrier": tensordict_state(self.collector._carrier.clone()),
-            "env": [snapshot_env_state(env) for env in self.gym_envs()],
-            "acting": self.acting_state(),
-            "rng": run_state.rng_state(),
-            "episodes": self.episodes,
-            "last_episode_return": self.last_episode_return,
-        }
+        return {**self.source.rank_state(), "rng": run_state.rng_state()}
 
     def collector_acting(self) -> Any:
         """The collector's acting module when it carries state between env steps that a
@@ -434,31 +392,9 @@ class OffPolicyModule(pl.LightningModule):
         acting = self.collector_acting()
         return None if acting is None else acting.acting_state()
 
-    def collector_state(self) -> dict[str, Any]:
-        """The collector's counters and trajectory ids, as plain dicts of tensors
-        (its policy weights come from the checkpoint)."""
-        state = dict(self.collector.state_dict())
-        state.pop("policy_state_dict", None)
-        return {
-            key: dict(value) if isinstance(value, dict) else value for key, value in state.items()
-        }
-
     def _restore_rank_state(self, saved: dict[str, Any]) -> None:
-        self.replay_segments.load(
-            self.replay_buffer, saved["replay"], run_state.load_plain, saved["state_dir"]
-        )
-        self.collector.load_state_dict(saved["collector"], strict=False)
-        carrier = tensordict_from_state(saved["carrier"])
-        self.collector._carrier = carrier.to(self.collector.env_device)
-        env_states = saved["env"] if isinstance(saved["env"], list) else [saved["env"]]
-        for env, env_state in zip(self.gym_envs(), env_states, strict=True):
-            restore_env_state(env, env_state)
-        self.episodes = saved["episodes"]
-        self.last_episode_return = saved["last_episode_return"]
+        self.source.load_rank_state(saved)
         self._pending_rng = saved["rng"]
-        acting = self.collector_acting()
-        if acting is not None and saved.get("acting") is not None:
-            acting.load_acting_state(saved["acting"])
 
     def state_dir(self) -> Path:
         run_dir = self.hparams.run_dir or self.trainer.default_root_dir
@@ -466,7 +402,7 @@ class OffPolicyModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         relative = None
-        if self.collector is not None:
+        if self.replay_buffer is not None:  # fitting (not a module loaded for evaluation)
             relative = run_state.write_rank_state(
                 self.state_dir(), self.global_rank, self.updates, self._rank_state()
             )

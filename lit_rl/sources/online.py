@@ -1,0 +1,166 @@
+"""The online source: a TorchRL `Collector` steps the envs under the update-to-data ratio.
+
+Before each update the source collects until the update is "due": with `utd_ratio`
+updates per env step (per rank) after `warmup_steps` global env steps of uniform random
+actions. The run ends once `max_env_steps` global env steps are collected and their
+updates done. Each rank owns its envs and replay buffer; at a checkpoint it writes the
+new replay rows, the collector's counters, the observation it acts on next, the
+Gymnasium envs' state and the RNG (`lit_rl.modules.state`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+from torchrl.collectors import Collector
+
+from lit_rl.data.replay import make_replay_buffer, tensordict_from_state, tensordict_state
+from lit_rl.data.replay_segments import ReplaySegments
+from lit_rl.envs.snapshot import restore_env_state, snapshot_env_state
+from lit_rl.modules import state as run_state
+from lit_rl.sources.base import DataSource
+from lit_rl.sources.torchrl_state import gymnasium_envs, next_observation, set_next_observation
+
+
+class CollectorSource(DataSource):
+    """Collect -> extend the replay buffer, as often as the UTD ratio asks."""
+
+    clock = "env_steps"
+
+    def __init__(self, module) -> None:
+        super().__init__(module)
+        self.collector: Collector | None = None
+        self._iterator = None
+        self.segments: ReplaySegments | None = None
+
+    # ----------------------------------------------------------------- counting
+    def updates_after(self, local_env_steps: int, world_size: int) -> int:
+        """Updates the recipe asks for once a rank has collected `local_env_steps`."""
+        hp = self.module.hparams
+        learning_steps = max(0, local_env_steps - hp.warmup_steps // world_size)
+        return math.floor(learning_steps * hp.utd_ratio + 1e-9)
+
+    def updates_due(self) -> int:
+        module = self.module
+        return self.updates_after(module.local_env_steps, module.world_size)
+
+    def total_updates(self, world_size: int = 1) -> int:
+        return self.updates_after(self.module.hparams.max_env_steps // world_size, world_size)
+
+    def budget_spent(self) -> bool:
+        return self.module.env_steps >= self.module.hparams.max_env_steps
+
+    def progress(self) -> int:
+        return self.module.env_steps
+
+    def total(self) -> int:
+        return self.module.hparams.max_env_steps
+
+    def updates_per_clock_tick(self) -> float:
+        return self.module.hparams.utd_ratio
+
+    # -------------------------------------------------------------------- loop
+    def start(self) -> None:
+        module, hp = self.module, self.module.hparams
+        rank = module.global_rank
+        module.replay_buffer = make_replay_buffer(
+            hp.buffer_capacity, hp.batch_size, device=module.device
+        )
+        self.segments = ReplaySegments(module.state_dir() / run_state.STATE_DIR, rank)
+        self.collector = Collector(
+            module.make_training_env(rank),
+            module.make_policy(),
+            frames_per_batch=hp.frames_per_batch * hp.num_envs,
+            total_frames=-1,
+            init_random_frames=hp.warmup_steps // module.world_size,
+            # Everything the collector holds stays on the CPU, where envs step: the policy
+            # moves observations to its own device and actions back (ActingPolicy), and
+            # the replay buffer copies each batch into its storage on the module's
+            # device. (Collector-side casting put trajectory ids on the GPU, which broke
+            # partial resets of parallel envs.)
+            policy_device=None,
+            storing_device=torch.device("cpu"),
+            # The batch is copied into the replay buffer at once, so the collector may
+            # hand out its own buffer instead of a fresh clone every step.
+            return_same_td=True,
+            trust_policy=True,  # planner policies hold no parameters; devices match by design
+        )
+        self._iterator = None
+
+    def stop(self) -> None:
+        if self.collector is not None:
+            self.collector.shutdown()
+            self.collector = None
+
+    def collect(self) -> TensorDictBase:
+        """One collector call: extend the buffer, count env steps and finished episodes."""
+        module = self.module
+        if self._iterator is None:
+            self._iterator = iter(self.collector)
+        with torch.no_grad():
+            rollout = next(self._iterator).reshape(-1)
+        module.replay_buffer.extend(rollout.select(*module.buffer_keys))
+        module.env_steps += rollout.numel() * module.world_size
+        done = rollout.get(("next", "done")).reshape(-1)
+        if done.any():
+            returns = rollout.get(("next", "episode_reward")).reshape(-1)[done]
+            module.episodes += int(done.sum())
+            module.last_episode_return = float(returns[-1])
+        module.after_collect(rollout)
+        return rollout
+
+    def ready_for_update(self) -> bool:
+        """Collect until the UTD ratio asks for another update; False once the budget is spent."""
+        while self.module.updates >= self.updates_due():
+            if self.budget_spent():
+                return False
+            self.collect()
+        return True
+
+    def finished(self) -> bool:
+        return self.budget_spent() and self.module.updates >= self.updates_due()
+
+    # ------------------------------------------------------------- checkpoints
+    def gym_envs(self) -> list:
+        """The Gymnasium envs inside the collector, in order (their state is checkpointed)."""
+        return gymnasium_envs(self.collector.env)
+
+    def collector_state(self) -> dict[str, Any]:
+        """The collector's counters and trajectory ids, as plain dicts of tensors
+        (its policy weights come from the checkpoint)."""
+        state = dict(self.collector.state_dict())
+        state.pop("policy_state_dict", None)
+        return {
+            key: dict(value) if isinstance(value, dict) else value for key, value in state.items()
+        }
+
+    def rank_state(self) -> dict[str, Any]:
+        module = self.module
+        return {
+            "replay": self.segments.save(module.replay_buffer),
+            "collector": self.collector_state(),
+            "carrier": tensordict_state(next_observation(self.collector).clone()),
+            "env": [snapshot_env_state(env) for env in self.gym_envs()],
+            "acting": module.acting_state(),
+            "episodes": module.episodes,
+            "last_episode_return": module.last_episode_return,
+        }
+
+    def load_rank_state(self, saved: dict[str, Any]) -> None:
+        module = self.module
+        self.segments.load(
+            module.replay_buffer, saved["replay"], run_state.load_plain, saved["state_dir"]
+        )
+        self.collector.load_state_dict(saved["collector"], strict=False)
+        set_next_observation(self.collector, tensordict_from_state(saved["carrier"]))
+        env_states = saved["env"] if isinstance(saved["env"], list) else [saved["env"]]
+        for env, env_state in zip(self.gym_envs(), env_states, strict=True):
+            restore_env_state(env, env_state)
+        module.episodes = saved["episodes"]
+        module.last_episode_return = saved["last_episode_return"]
+        acting = module.collector_acting()
+        if acting is not None and saved.get("acting") is not None:
+            acting.load_acting_state(saved["acting"])
