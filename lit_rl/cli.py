@@ -2,6 +2,7 @@
 
     lit-rl run RECIPE.yaml [key=value ...]
     lit-rl run --resume RUN_DIR|CKPT [key=value ...]   (continues in place)
+    lit-rl run RECIPE.yaml --init-from CKPT            (offline checkpoint, online run)
     lit-rl eval CKPT [--episodes N] [--seed S]
     lit-rl collect random|CKPT --env ID --steps N --out FILE.hdf5 [--noise S] [--seed K]
                                                       [--minari NAME]
@@ -76,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
         "its config.yaml is the recipe (overrides apply on top, e.g. a larger max_env_steps)",
     )
     run.add_argument(
+        "--init-from",
+        metavar="CKPT",
+        help="start this (online) recipe from an offline run's checkpoint: its weights, and "
+        "its dataset in the replay buffer (same as the recipe key init_from=CKPT)",
+    )
+    run.add_argument(
         "--print-config", action="store_true", help="print the resolved recipe and exit"
     )
     ev = sub.add_parser("eval", help="evaluate a checkpoint with deterministic episodes")
@@ -113,7 +120,8 @@ def load_run_config(args: argparse.Namespace) -> tuple[dict, str | None]:
     if not args.resume:
         if args.recipe is None:
             raise ConfigError("give a recipe file (lit-rl run RECIPE.yaml) or --resume RUN_DIR")
-        return load_recipe(args.recipe, args.overrides), None
+        init = [f"init_from={args.init_from}"] if args.init_from else []
+        return load_recipe(args.recipe, [*args.overrides, *init]), None
     from lit_rl.modules.state import load_plain
     from lit_rl.run import resume_target
 
@@ -295,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 RECIPE_SUFFIXES = (".yaml", ".yml")
-LIT_RL_RUN_OPTIONS = ("--resume", "--print-config")
+LIT_RL_RUN_OPTIONS = ("--resume", "--print-config", "--init-from")
 
 
 def is_lit_rl_run(argv: Sequence[str]) -> bool:

@@ -5,6 +5,7 @@ A recipe is a mapping with these top-level keys (see docs/recipes.md):
     defaults: [base/sac.yaml, ...]   recipes merged first, paths relative to this file
     name, seed, max_env_steps, run_dir
     dataset, max_updates             an offline run (instead of max_env_steps)
+    init_from                        start online from an offline checkpoint
     env:        {id, max_episode_steps}
     algo:       {name, <constructor arguments of the algorithm>}
     trainer:    {<lightning.Trainer arguments>}
@@ -52,6 +53,7 @@ TOP_LEVEL: dict[str, Any] = {
     "checkpoint": dict,
     "progress_bar": bool,
     "experiment": str,
+    "init_from": str,
 }
 ENV_KEYS = {"id": str, "max_episode_steps": int | None}
 EVAL_KEYS = {"every_env_steps": int, "every_updates": int, "episodes": int}
@@ -90,6 +92,7 @@ ENGINE_FILLED_KEYS = {
     "run_dir",
     "dataset",
     "max_updates",
+    "init_from",
 }
 
 
@@ -343,6 +346,10 @@ def validate(cfg: dict[str, Any], source: str = "recipe") -> None:
 
     if "id" in cfg.get("env", {}):
         check_env_id(cfg["env"]["id"])
+    if offline and cfg.get("init_from") is not None:
+        raise ConfigError(
+            f"{source}: 'init_from' continues an offline checkpoint online; drop 'dataset'"
+        )
     clock = "every_updates" if offline else "every_env_steps"
     for section in ("eval", "checkpoint"):
         other = ({"every_env_steps", "every_updates"} - {clock}) & set(cfg.get(section, {}))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lit_rl.data.suite import build_dataset_suite
 from lit_rl.errors import ConfigError
 
 DIVERGED_ERROR = 1e3  # an error this far above the start counts as divergence in the summary
@@ -225,5 +226,6 @@ def run_bimodal_bandit(
 EXPERIMENTS: dict[str, Callable[..., Any]] = {
     "lookahead_pi": run_lookahead_pi,
     "bimodal_bandit": run_bimodal_bandit,
+    "dataset_suite": build_dataset_suite,  # offline datasets of every quality
 }
 EXPERIMENT_TOP_LEVEL = {"name", "seed", "run_dir", "experiment"}

@@ -124,6 +124,7 @@ def build_module(cfg: dict[str, Any], run_dir: Path) -> OffPolicyModule:
         run_dir=str(run_dir),
         dataset=cfg.get("dataset"),
         max_updates=cfg.get("max_updates"),
+        init_from=cfg.get("init_from"),
         **algo,
     )
 
@@ -171,6 +172,24 @@ def build_trainer(cfg: dict[str, Any], module: OffPolicyModule, run_dir: Path) -
     )
 
 
+def load_initial_weights(module: OffPolicyModule, checkpoint: Path) -> None:
+    """Offline-to-online: the weights of `checkpoint` (an offline run of the same
+    algorithm); optimizers and counters start fresh."""
+    from lit_rl.modules.state import load_plain
+
+    saved = load_plain(checkpoint, "lit_rl checkpoint to start from")
+    if saved.get("lit_rl_algo") != module.algo_name:
+        raise ConfigError(
+            f"init_from {checkpoint} holds a {saved.get('lit_rl_algo')!r} run; "
+            f"this recipe trains {module.algo_name!r}"
+        )
+    try:
+        module.load_state_dict(saved["state_dict"])
+    except (KeyError, RuntimeError) as err:
+        reason = str(err).strip().splitlines()[0][:200]
+        raise ConfigError(f"init_from {checkpoint} does not fit this recipe: {reason}") from None
+
+
 def fit(cfg: dict[str, Any], resume: str | None = None) -> tuple[pl.Trainer, OffPolicyModule, Path]:
     """Run the recipe `cfg` (already validated) and return the trainer, module and run folder.
 
@@ -186,6 +205,8 @@ def fit(cfg: dict[str, Any], resume: str | None = None) -> tuple[pl.Trainer, Off
     run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.get("seed", 0), workers=True, verbose=False)
     module = build_module(cfg, run_dir)
+    if cfg.get("init_from") is not None and resume is None:
+        load_initial_weights(module, Path(cfg["init_from"]))
     trainer = build_trainer(cfg, module, run_dir)
     if trainer.is_global_zero:
         (run_dir / "config.yaml").write_text(to_yaml(cfg))

@@ -99,6 +99,9 @@ class OffPolicyModule(pl.LightningModule):
         dataset, max_updates: learn offline from this dataset (a D4RL-layout HDF5 file
             or `minari:NAME`) for `max_updates` updates instead of collecting
             (`lit_rl.sources.dataset`); the recipe's top-level keys of the same names.
+        init_from: an offline run's checkpoint this online run starts from: its weights
+            are loaded and the replay buffer is seeded with its dataset before
+            collection starts (offline-to-online; the recipe's `init_from` key).
     """
 
     buffer_keys: tuple = BUFFER_KEYS
@@ -125,6 +128,7 @@ class OffPolicyModule(pl.LightningModule):
         run_dir: str | None = None,
         dataset: str | None = None,
         max_updates: int | None = None,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()

@@ -63,8 +63,11 @@ class BC(OffPolicyModule):
         return {**super().range_checks(), "num_components": hp.num_components >= 1}
 
     def make_source(self):
-        if self.hparams.dataset is None:
-            raise ConfigError(f"{self.algo_name} learns from a dataset: give dataset=FILE.hdf5")
+        if self.hparams.dataset is None and self.hparams.init_from is None:
+            raise ConfigError(
+                f"{self.algo_name} learns from a dataset (dataset=FILE.hdf5) or continues an "
+                "offline checkpoint online (init_from=CKPT)"
+            )
         return super().make_source()
 
     def make_behavior(self) -> MixtureBehavior:

@@ -20,6 +20,7 @@ from torchrl.collectors import Collector
 from lit_rl.data.replay import make_replay_buffer, tensordict_from_state, tensordict_state
 from lit_rl.data.replay_segments import ReplaySegments
 from lit_rl.envs.snapshot import restore_env_state, snapshot_env_state
+from lit_rl.errors import ConfigError
 from lit_rl.modules import state as run_state
 from lit_rl.sources.base import DataSource
 from lit_rl.sources.torchrl_state import gymnasium_envs, next_observation, set_next_observation
@@ -89,6 +90,26 @@ class CollectorSource(DataSource):
             trust_policy=True,  # planner policies hold no parameters; devices match by design
         )
         self._iterator = None
+        if hp.init_from is not None and module.updates == 0 and module.env_steps == 0:
+            self.seed_buffer_from(hp.init_from)
+
+    def seed_buffer_from(self, checkpoint_path: str) -> None:
+        """Offline-to-online: the offline run's dataset goes into the replay buffer first
+        (its transitions are not counted as env steps)."""
+        from lit_rl.data.datasets import load_dataset
+        from lit_rl.modules.state import load_plain
+
+        hparams = load_plain(checkpoint_path, "lit_rl checkpoint").get("hyper_parameters", {})
+        if not hparams.get("dataset"):
+            return  # an online checkpoint: weights only
+        module = self.module
+        transitions = load_dataset(hparams["dataset"], module.hparams.env_id).transitions
+        if len(transitions) > module.hparams.buffer_capacity:
+            raise ConfigError(
+                f"algo.buffer_capacity={module.hparams.buffer_capacity} cannot hold the "
+                f"{len(transitions)} transitions of {hparams['dataset']}"
+            )
+        module.replay_buffer.extend(transitions.select(*module.buffer_keys).to(module.device))
 
     def stop(self) -> None:
         if self.collector is not None:
