@@ -1,10 +1,13 @@
-"""The off-policy engine: one loop for every algorithm that learns from a replay buffer.
+"""The engine: one loop for every algorithm that learns from a replay buffer.
 
-Each `training_step` performs `updates_per_step` (default 1) gradient updates. Before
-each, the engine collects env steps through a TorchRL `Collector` until the update is
-"due" under the update-to-data ratio, so `trainer.global_step` (with one optimizer)
-equals the update count. The run stops itself once
-`max_env_steps` env steps (summed over ranks) are collected and their updates done.
+Each `training_step` performs `updates_per_step` (default 1) gradient updates, so
+`trainer.global_step` (with one optimizer) equals the update count. Where the batches
+come from is the data source's business (`lit_rl.sources`): online, a TorchRL
+`Collector` steps the envs until the next update is "due" under the update-to-data
+ratio, and the run ends once `max_env_steps` env steps (summed over ranks) are
+collected and their updates done; offline (a recipe with `dataset`), the replay buffer
+holds a fixed dataset and the run ends after `max_updates` updates. The run's clock
+(`progress`) is env steps online and updates offline.
 
 Subclasses provide (see docs/extending.md):
     make_loss()            -> nn.Module, TensorDict in, TensorDict of loss_* out
