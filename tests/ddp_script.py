@@ -2,6 +2,7 @@
 
 Lightning's DDP launcher re-executes this script once per extra rank.
 usage: python ddp_script.py RUN_DIR MAX_ENV_STEPS [CKPT|-] [OVERRIDES...]
+DDP_DATASET=FILE runs bc_pendulum offline on FILE instead (MAX_ENV_STEPS: max_updates).
 The recipe is sac_pendulum unless the environment variable DDP_RECIPE names another.
 DDP_NO_SMALL=1 leaves out conftest's small SAC-sized overrides (for non-SAC recipes, which
 then pass their own sizes as OVERRIDES).
@@ -64,6 +65,8 @@ class DumpRankState(pl.Callback):
                 "updates": pl_module.updates,
                 "buffer_len": len(pl_module.replay_buffer),
                 "first_obs": pl_module.replay_buffer.storage[0]["observation"],
+                # the next batch this rank would sample (ranks draw their own batches)
+                "next_batch_obs": pl_module.replay_buffer.sample()["observation"],
             },
             self.run_dir / f"dump_rank{trainer.global_rank}.pt",
         )
@@ -73,6 +76,28 @@ def main() -> None:
     run_dir, max_env_steps = Path(sys.argv[1]), int(sys.argv[2])
     resume = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] != "-" else None
     extra = sys.argv[4:]
+    if "DDP_DATASET" in os.environ:  # offline: MAX_ENV_STEPS is the update budget
+        cfg = load_recipe(
+            str(Path(__file__).parents[1] / "recipes" / "bc_pendulum.yaml"),
+            [
+                f"run_dir={run_dir}",
+                f"dataset={os.environ['DDP_DATASET']}",
+                "env.id=Pendulum-v1",
+                f"max_updates={max_env_steps}",
+                "algo.behavior_hidden=[32,32]",
+                "algo.batch_size=32",
+                "algo.updates_per_step=1",
+                "eval.episodes=1",
+                "env.max_episode_steps=50",
+                "progress_bar=false",
+                "logger=[csv]",
+                "trainer.accelerator=cpu",
+                "trainer.devices=2",
+                "trainer.strategy=ddp",
+                *extra,
+            ],
+        )
+        return fit_with_dumps(cfg, run_dir, resume)
     cfg = load_recipe(
         os.environ.get("DDP_RECIPE", PENDULUM),
         (
@@ -89,6 +114,10 @@ def main() -> None:
             *extra,
         ],
     )
+    fit_with_dumps(cfg, run_dir, resume)
+
+
+def fit_with_dumps(cfg: dict, run_dir: Path, resume: str | None) -> None:
     extra_callbacks = [DumpRankState(run_dir)]
     if "DDP_PID_DIR" in os.environ:
         extra_callbacks.append(WritePid(Path(os.environ["DDP_PID_DIR"])))

@@ -75,3 +75,19 @@ def test_bf16_mixed_precision_trains_on_cpu(tmp_path):
     assert not torch.equal(
         module.loss_module.critic.layers[0].weight, untrained.loss_module.critic.layers[0].weight
     )
+
+
+def test_offline_ddp_ranks_sample_their_own_batches_of_the_whole_dataset(tmp_path):
+    import os
+
+    from test_datasets import write_d4rl_by_hand
+
+    dataset = tmp_path / "data.hdf5"
+    write_d4rl_by_hand(dataset, rows=300, next_observations=True)
+    env = {**os.environ, "DDP_DATASET": str(dataset)}
+    rank0, rank1 = run_ddp(tmp_path / "run", 60, None, env=env)
+    for dump in (rank0, rank1):
+        assert dump["updates"] == 60 and dump["env_steps"] == 0
+        assert dump["buffer_len"] == 300  # every rank holds the whole dataset
+    assert_same_weights(rank0["state_dict"], rank1["state_dict"])  # gradients averaged
+    assert not torch.equal(rank0["next_batch_obs"], rank1["next_batch_obs"])
