@@ -186,3 +186,41 @@ def test_sarsa_target_uses_the_dataset_next_action_and_skips_unknown_ones():
     # a different next action changes the loss: the target reads it
     td["next", "action"] = -td["next", "action"]
     assert not torch.allclose(loss(td)["loss_qvalue"], out["loss_qvalue"])
+
+
+def test_a_mixture_behaviour_policy_fits_two_modes():
+    from lit_rl.nets.behavior import MixtureBehavior
+
+    torch.manual_seed(0)
+    obs = torch.zeros(512, 1)
+    # 70% of actions near +0.6, 30% near -0.6: one Gaussian would put its mean between
+    actions = torch.where(torch.rand(512, 1) < 0.7, 0.6, -0.6) + 0.02 * torch.randn(512, 1)
+    single, mixture = MixtureBehavior(1, 1, (32,), 1), MixtureBehavior(1, 1, (32,), 2)
+    for policy in (single, mixture):
+        optimizer = torch.optim.Adam(policy.parameters(), lr=1e-2)
+        for _ in range(600):
+            optimizer.zero_grad()
+            policy.nll(obs, actions).backward()
+            optimizer.step()
+    assert float(mixture.nll(obs, actions)) < float(single.nll(obs, actions)) - 1.0
+    assert abs(float(mixture.mode(obs[:1])) - 0.6) < 0.05  # the heavier mode
+    weights = sorted(mixture(obs[:1]).weights.view(-1).tolist())
+    assert weights == pytest.approx([0.3, 0.7], abs=0.05)
+
+
+def test_the_iterative_variant_targets_the_improved_policy():
+    from lit_rl.nets.behavior import MixtureBehavior
+
+    torch.manual_seed(0)
+    make = lambda next_action: CFPILoss(  # noqa: E731
+        MixtureBehavior(3, 1, (16,)), EnsembleQCritic(3, 1, (16,), 2), next_action=next_action
+    )
+    sarsa, iterative = make("dataset"), make("policy")
+    iterative.load_state_dict(sarsa.state_dict())
+    td = sarsa_batch()
+    td["next", "has_action"][:] = True
+    assert not torch.allclose(sarsa(td)["loss_qvalue"], iterative(td)["loss_qvalue"])
+    # the iterative target does not read the dataset's next action
+    before = iterative(td)["loss_qvalue"]
+    td["next", "action"] = -td["next", "action"]
+    assert torch.allclose(iterative(td)["loss_qvalue"], before)
