@@ -222,3 +222,27 @@ def test_offline_recipes_need_their_budget_and_refuse_online_keys(tmp_path):
         result = run_cli("run", BC_PENDULUM, *overrides, f"run_dir={tmp_path / 'x'}")
         assert result.returncode == 2, overrides
         assert message in result.stderr, result.stderr
+
+
+def test_costs_an_env_reports_are_written_and_read_back(tmp_path):
+    import gymnasium as gym
+
+    class CostlyPendulum(gym.Wrapper):
+        """Pendulum whose info carries a cost: 1 when the pole is below horizontal."""
+
+        def step(self, action):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            return obs, reward, terminated, truncated, {**info, "cost": float(obs[0] < 0)}
+
+    env_id = "LitRLTest/CostlyPendulum-v0"
+    if env_id not in gym.registry:
+        gym.register(env_id, lambda **kw: CostlyPendulum(gym.make("Pendulum-v1", **kw)))
+    table = rollout_steps(env_id, random_actor(1, 0), 250, seed=0, max_episode_steps=200)
+    write_hdf5(table, tmp_path / "costly.hdf5", env_id, {"policy": "random"})
+    with h5py.File(tmp_path / "costly.hdf5") as file:
+        costs = file["infos/cost"][()]
+        assert np.array_equal(costs, (file["next_observations"][()][:, 0] < 0).astype(np.float32))
+    dataset = load_dataset(str(tmp_path / "costly.hdf5"))
+    assert torch.equal(
+        dataset.transitions["next", "cost"].view(-1), torch.from_numpy(costs).float()
+    )
