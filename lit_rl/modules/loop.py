@@ -89,21 +89,17 @@ class LOOP(SAC):
     ) -> None:
         super().__init__(*args, **kwargs)
         hp = self.hparams
-        if planner not in PLANNER_CHOICES:
-            raise ConfigError(
-                f"algo.planner='{planner}'; choose one of {', '.join(PLANNER_CHOICES)}"
-            )
-        if model not in MODEL_CHOICES:
-            raise ConfigError(f"algo.model='{model}'; choose one of {', '.join(MODEL_CHOICES)}")
+        for key, value, choices in (
+            ("planner", planner, PLANNER_CHOICES),
+            ("model", model, MODEL_CHOICES),
+        ):
+            if value not in choices:
+                raise ConfigError(f"algo.{key}='{value}'; choose one of {', '.join(choices)}")
         if hp.num_envs != 1 and planner != "policy":
             raise ConfigError(
                 f"algo.num_envs={hp.num_envs}: LOOP's planner acts on one state at a time; "
                 "use algo.num_envs=1"
             )
-        if model_elites > model_members:
-            raise ConfigError("algo.model_elites must not exceed algo.model_members")
-        if planner == "cem" and not 1 <= cem_elites <= num_samples:
-            raise ConfigError(f"algo.cem_elites={cem_elites} must be in [1, algo.num_samples]")
         self.dynamics = EnsembleDynamics(
             hp.obs_dim, hp.act_dim, model_hidden, model_members, model_elites
         )
@@ -124,6 +120,14 @@ class LOOP(SAC):
             max_epochs=model_max_epochs,
             patience=model_patience,
         )
+
+    def range_checks(self) -> dict[str, bool]:
+        hp = self.hparams
+        return {
+            **super().range_checks(),
+            "model_elites": 1 <= hp.model_elites <= hp.model_members,
+            "cem_elites": hp.planner != "cem" or 1 <= hp.cem_elites <= hp.num_samples,
+        }
 
     # ------------------------------------------------------------- planning
     def terminal_value(self, observation: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
