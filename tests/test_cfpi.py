@@ -19,6 +19,7 @@ from lit_rl.objectives.cfpi import (
     improve,
     jensen_ellipsoid,
     lse_candidates,
+    lse_slack,
 )
 from lit_rl.objectives.sarsa import CFPILoss, lower_bound
 
@@ -62,8 +63,9 @@ def test_single_gaussian_closed_form_equals_the_constrained_optimum(seed):
 
 def test_log_tau_zero_returns_the_behaviour_mean():
     mixture = Mixture(torch.ones(4, 1), torch.randn(4, 1, 3), torch.rand(4, 1, 3) + 0.1)
-    u = improve(mixture, lambda u: u.sum(-1) * 3.0, log_tau=0.0)
-    assert torch.allclose(u, mixture.means[:, 0], atol=1e-6)
+    for operator in ("best", "lse", "jensen"):
+        u = improve(mixture, lambda u: u.sum(-1) * 3.0, log_tau=0.0, operator=operator)
+        assert torch.allclose(u, mixture.means[:, 0], atol=1e-6), operator
 
 
 def random_mixture(rng, k=3, dim=2, spread=1.5):
@@ -116,7 +118,7 @@ def test_jensen_operator_reaches_the_best_point_of_its_constraint_set(seed):
         expanded = Mixture(*(x.expand(len(u), *x.shape[1:]) for x in mixture))
         return (expanded.weights * component_log_prob(expanded, u)).sum(-1) >= -delta
 
-    _, _, kappa_sq = jensen_ellipsoid(mixture, delta)
+    _, _, kappa_sq = jensen_ellipsoid(mixture, 3.0)
     assert float(kappa_sq) > 0  # log tau = 3 leaves these draws a non-empty set
     u = improve(mixture, linear_q(g), 3.0, "jensen")
     best = brute_force_max(g, inside)
@@ -134,9 +136,7 @@ def test_best_operator_takes_the_better_candidate_and_ignores_light_components()
     g = torch.tensor([1.0, 1.0])
     u = improve(mixture, linear_q(g), 0.5, "best")
     assert float(u[0] @ g) < 5.0  # the light component is not used
-    _, feasible = lse_candidates(
-        mixture, torch.zeros(1, 2, 2) + g, delta_from_log_tau(mixture, 0.5)
-    )
+    _, feasible = lse_candidates(mixture, torch.zeros(1, 2, 2) + g, lse_slack(mixture, 0.5))
     assert feasible.tolist() == [[True, False]]
     lse = improve(mixture, linear_q(g), 0.5, "lse")
     jensen = improve(mixture, linear_q(g), 0.5, "jensen")

@@ -67,44 +67,68 @@ def log_det_2pi(stds: torch.Tensor) -> torch.Tensor:
     return (2 * stds.log() + math.log(2 * math.pi)).sum(-1)
 
 
+def component_peaks(mixture: Mixture) -> torch.Tensor:
+    """`log w_i + log N_i(mu_i)` `[B, K]`: each weighted component's log density at its mean."""
+    return mixture.weights.log() - 0.5 * log_det_2pi(mixture.stds)
+
+
 def delta_from_log_tau(mixture: Mixture, log_tau: float) -> torch.Tensor:
     """`[B]`: the density may fall `log tau` below the highest component peak."""
-    peaks = mixture.weights.log() - 0.5 * log_det_2pi(mixture.stds)
-    return log_tau - peaks.max(-1).values
+    return log_tau - component_peaks(mixture).max(-1).values
+
+
+def lse_slack(mixture: Mixture, log_tau: float) -> torch.Tensor:
+    """`delta + log w_i + log N_i(mu_i)` `[B, K]` for `delta_from_log_tau`, written as
+    `log tau - (highest peak - peak_i)` so that the highest component gets exactly
+    `log tau` (and `log tau = 0` exactly its mean)."""
+    peaks = component_peaks(mixture)
+    return log_tau - (peaks.max(-1, keepdim=True).values - peaks)
 
 
 def lse_candidates(
-    mixture: Mixture, grads: torch.Tensor, delta: torch.Tensor, min_weight: float = 0.05
+    mixture: Mixture, grads: torch.Tensor, slack: torch.Tensor, min_weight: float = 0.05
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One candidate per component `[B, K, A]` (`grads` at each mean) and which are
-    feasible `[B, K]` (weight >= min_weight and a non-empty ellipsoid)."""
-    kappa_sq = 2 * (delta.unsqueeze(-1) + mixture.weights.log()) - log_det_2pi(mixture.stds)
+    feasible `[B, K]` (weight >= min_weight and a non-empty ellipsoid). `slack [B, K]` is
+    `delta + log w_i - log det(2 pi Sigma_i) / 2`, so `kappa_i^2 = 2 slack_i`."""
+    kappa_sq = 2 * slack
     feasible = (mixture.weights >= min_weight) & (kappa_sq >= 0)
     kappa = kappa_sq.clamp_min(0).sqrt()
     return gaussian_step(mixture.means, mixture.stds, grads, kappa), feasible
 
 
 def jensen_ellipsoid(
-    mixture: Mixture, delta: torch.Tensor, min_weight: float = 0.05
+    mixture: Mixture, log_tau: float, min_weight: float = 0.05
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`(mu_bar [B, A], std_bar [B, A], kappa_bar^2 [B])` of the Jensen bound's set."""
+    """`(mu_bar [B, A], std_bar [B, A], kappa_bar^2 [B])` of the Jensen bound's set for
+    `delta_from_log_tau`.
+
+    With the kept weights `w'` (mass W) and `peak_i = log w_i - log det(2 pi Sigma_i) / 2`,
+    `kappa_bar^2 = 2 log tau - 2 (max_j peak_j - sum_i w'_i peak_i)
+    + 2 (log W - sum_i w'_i log w_i) - C`, `C = sum_i w'_i ||mu_i - mu_bar||^2_{Sigma_i^-1}`:
+    the same quantity as in the module docstring, arranged so that one component gives
+    exactly `2 log tau`.
+    """
     kept = mixture.weights * (mixture.weights >= min_weight)
-    kept_mass = kept.sum(-1, keepdim=True).clamp_min(1e-12)
-    weights = kept / kept_mass
-    delta = delta + kept_mass.squeeze(-1).log()
+    mass = kept.sum(-1, keepdim=True).clamp_min(1e-12)
+    weights = kept / mass
     precision_terms = weights.unsqueeze(-1) / mixture.stds.pow(2)  # [B, K, A]
     precision = precision_terms.sum(-2)  # [B, A]
     mean = (precision_terms * mixture.means).sum(-2) / precision
-    spread = (precision_terms * mixture.means.pow(2)).sum(-2) - precision * mean.pow(2)
-    kappa_sq = 2 * delta - (weights * log_det_2pi(mixture.stds)).sum(-1) - spread.sum(-1)
+    spread = (precision_terms * (mixture.means - mean.unsqueeze(-2)).pow(2)).sum((-2, -1))
+    peaks = component_peaks(mixture)
+    log_w = mixture.weights.log()
+    below_peak = peaks.max(-1).values - (weights * peaks).sum(-1)
+    mass_term = mass.squeeze(-1).log() - (weights * log_w).sum(-1)
+    kappa_sq = 2 * log_tau - 2 * below_peak + 2 * mass_term - spread
     return mean, precision.rsqrt(), kappa_sq
 
 
 def jensen_candidate(
-    mixture: Mixture, q_fn: QFn, delta: torch.Tensor, min_weight: float = 0.05
+    mixture: Mixture, q_fn: QFn, log_tau: float, min_weight: float = 0.05
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The Jensen bound's solution `[B, A]` and whether its set is non-empty `[B]`."""
-    mean, std, kappa_sq = jensen_ellipsoid(mixture, delta, min_weight)
+    mean, std, kappa_sq = jensen_ellipsoid(mixture, log_tau, min_weight)
     _, grad = q_and_grad(q_fn, mean.unsqueeze(1))
     step = gaussian_step(mean, std, grad.squeeze(1), kappa_sq.clamp_min(0).sqrt())
     return step, kappa_sq >= 0
@@ -127,16 +151,15 @@ def improve(
     """
     if operator not in OPERATORS:
         raise ValueError(f"operator '{operator}'; choose one of {', '.join(OPERATORS)}")
-    delta = delta_from_log_tau(mixture, log_tau)
     batch = mixture.means.shape[0]
     candidates, feasible = [], []
     if operator in ("lse", "best"):
         _, grads = q_and_grad(q_fn, mixture.means)
-        lse, lse_ok = lse_candidates(mixture, grads, delta, min_weight)
+        lse, lse_ok = lse_candidates(mixture, grads, lse_slack(mixture, log_tau), min_weight)
         candidates.append(lse)
         feasible.append(lse_ok)
     if operator in ("jensen", "best"):
-        jensen, jensen_ok = jensen_candidate(mixture, q_fn, delta, min_weight)
+        jensen, jensen_ok = jensen_candidate(mixture, q_fn, log_tau, min_weight)
         candidates.append(jensen.unsqueeze(1))
         feasible.append(jensen_ok.unsqueeze(1))
     # the heaviest component's mean: always inside the constraint, the fallback
