@@ -13,6 +13,7 @@ from lit_rl.cli import lightning_main
 from lit_rl.config import load_recipe
 
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
+DATASET_RECIPES = sorted((REPO / "recipes" / "datasets").glob("*.yaml"))
 
 
 def test_every_recipe_loads_and_validates():
@@ -28,10 +29,16 @@ def test_every_recipe_loads_and_validates():
     for path in RECIPES:
         cfg = load_recipe(path)
         assert cfg["name"] == path.stem
-        # training recipes share the scheduler surface; experiment recipes have no env steps
-        surface = {"run_dir"} if "experiment" in cfg else {"seed", "max_env_steps", "run_dir"}
+        # training recipes share the scheduler surface (offline ones count updates);
+        # experiment recipes have no training budget
+        budget = "max_updates" if "dataset" in cfg else "max_env_steps"
+        surface = {"run_dir"} if "experiment" in cfg else {"seed", budget, "run_dir"}
         assert surface <= set(cfg)
         assert cfg["run_dir"].startswith(f"runs/{path.stem}/")
+    for path in DATASET_RECIPES:  # datasets go to data/<name>, where offline recipes read
+        cfg = load_recipe(path)
+        assert cfg["experiment"] == "dataset_suite" and cfg["run_dir"] == f"data/{path.stem}"
+        assert (REPO / cfg["dataset_suite"]["recipe"]).is_file()
 
 
 def test_mujoco_recipes_use_published_sac_hyperparameters():
