@@ -189,7 +189,7 @@ def load_recipe(path: str | Path, overrides: collections.abc.Sequence[str] = ())
             raise ConfigError(f"override '{item}' must look like key=value (for example seed=3)")
     try:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-        resolved = OmegaConf.to_container(cfg, resolve=True)
+        resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as err:
         message = str(err).strip().splitlines()[0]
         raise ConfigError(f"recipe {path}: {message}") from None
