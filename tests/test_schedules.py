@@ -90,9 +90,7 @@ def test_dpmd_humanoid_weights_stay_finite_over_the_whole_run(dpmd_humanoid):
 def test_every_schedule_is_usable_at_the_recipes_last_update(recipe):
     # an offline-to-online recipe requires its checkpoint (read when the run starts)
     start = ["init_from=unused.ckpt"] if "init_from: ???" in recipe.read_text() else []
-    module = build_module(
-        load_recipe(recipe, ["run_dir=/tmp/unused", *start]), Path("/tmp/unused")
-    )
+    module = build_module(load_recipe(recipe, ["run_dir=/tmp/unused", *start]), Path("/tmp/unused"))
     last = module.schedules(module.total_updates())
     first = module.schedules(0)
     assert set(last) == set(first)
