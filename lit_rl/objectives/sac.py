@@ -54,9 +54,18 @@ def reward_and_continuation(td: TensorDictBase, keys: SACKeys) -> tuple[torch.Te
     return reward, continuation
 
 
-def ensemble_l2_loss(q: torch.Tensor, target_q: torch.Tensor) -> torch.Tensor:
-    """0.5 * sum over ensemble members of the mean squared error: `q [E, B]`, `target_q [B]`."""
-    return 0.5 * (q - target_q.unsqueeze(0)).pow(2).mean(dim=1).sum()
+def ensemble_l2_loss(
+    q: torch.Tensor, target_q: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """0.5 * sum over ensemble members of the mean squared error: `q [E, B]`, `target_q
+    [B]` (one target for all members) or `[E, B]` (each its own); `weight [B]` scales rows
+    (a mean of 1 keeps the unweighted scale)."""
+    if target_q.dim() == 1:
+        target_q = target_q.unsqueeze(0)
+    error = (q - target_q).pow(2)
+    if weight is not None:
+        error = error * weight
+    return 0.5 * error.mean(dim=1).sum()
 
 
 class SACLoss(nn.Module):

@@ -23,7 +23,7 @@ from lit_rl.nets.behavior import MixtureBehavior
 from lit_rl.nets.critics import EnsembleQCritic
 from lit_rl.objectives.behavior_cloning import BCLoss
 from lit_rl.objectives.cfpi import improve
-from lit_rl.objectives.sac import SACKeys, reward_and_continuation
+from lit_rl.objectives.sac import SACKeys, ensemble_l2_loss, reward_and_continuation
 from lit_rl.objectives.targets import polyak_update
 
 NEXT_ACTIONS = ("dataset", "policy")
@@ -107,7 +107,7 @@ class CFPILoss(BCLoss):
         q = self.critic(batch.get("observation"), batch.get("action"))
         # rows without a next action drop out; the rest keep the usual mean's scale
         weight = known.float() / known.float().mean().clamp_min(1e-6)
-        out["loss_qvalue"] = 0.5 * ((q - target).pow(2) * weight).mean(dim=1).sum()
+        out["loss_qvalue"] = ensemble_l2_loss(q, target, weight)
         out["q_mean"] = q.detach().mean()
         return out
 
