@@ -246,3 +246,49 @@ def test_costs_an_env_reports_are_written_and_read_back(tmp_path):
     assert torch.equal(
         dataset.transitions["next", "cost"].view(-1), torch.from_numpy(costs).float()
     )
+
+
+def test_offline_to_online_starts_from_the_weights_and_the_dataset(tmp_path):
+    path = tmp_path / "data.hdf5"
+    table = rollout_steps("Pendulum-v1", random_actor(1, 0), 300, seed=0)
+    write_hdf5(
+        table, path, "Pendulum-v1", {"ref_random_return": -1200.0, "ref_expert_return": -150.0}
+    )
+    small = [*OFFLINE_SMALL, "algo.critic_hidden=[32,32]"]
+    _, offline, _ = train(
+        [*small, f"dataset={path}", "max_updates=40", "checkpoint.every_updates=40",
+         f"run_dir={tmp_path / 'offline'}"],
+        CFPI_PENDULUM,
+    )  # fmt: skip
+    checkpoint = tmp_path / "offline" / "step=40.ckpt"
+    online_recipe = str(REPO / "recipes" / "cfpi_online_pendulum.yaml")
+    online_args = [*small, "max_env_steps=100", "eval.every_env_steps=100", "algo.batch_size=32"]
+    import lit_rl.run as run_module
+
+    loaded = {}
+    original = run_module.load_initial_weights
+
+    def spy(module, ckpt):
+        original(module, ckpt)
+        loaded.update({k: v.clone() for k, v in module.state_dict().items()})
+
+    run_module.load_initial_weights = spy
+    try:
+        _, online, run_dir = train(
+            [*online_args, f"init_from={checkpoint}", f"run_dir={tmp_path / 'online'}"],
+            online_recipe,
+        )
+    finally:
+        run_module.load_initial_weights = original
+    for key, value in offline.state_dict().items():
+        assert torch.equal(loaded[key], value), key  # started from the offline weights
+    assert online.env_steps == 100
+    assert len(online.replay_buffer) == 300 + 100  # the dataset, then collection
+    rows = (run_dir / "metrics.csv").read_text()
+    assert "eval/normalized_score" in rows.splitlines()[0]
+    # a checkpoint of another algorithm is refused in one line
+    result = run_cli(
+        "run", str(REPO / "recipes" / "sac_pendulum.yaml"), "--init-from", str(checkpoint),
+        f"run_dir={tmp_path / 'wrong'}",
+    )  # fmt: skip
+    assert result.returncode == 2 and "holds a 'cfpi' run" in result.stderr, result.stderr

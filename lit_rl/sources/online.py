@@ -34,6 +34,7 @@ class CollectorSource(DataSource):
     def __init__(self, module) -> None:
         super().__init__(module)
         self.collector: Collector | None = None
+        self.dataset = None  # an offline run's dataset this run started from (init_from)
         self._iterator = None
         self.segments: ReplaySegments | None = None
 
@@ -90,12 +91,14 @@ class CollectorSource(DataSource):
             trust_policy=True,  # planner policies hold no parameters; devices match by design
         )
         self._iterator = None
-        if hp.init_from is not None and module.updates == 0 and module.env_steps == 0:
-            self.seed_buffer_from(hp.init_from)
+        if hp.init_from is not None:
+            fresh = module.updates == 0 and module.env_steps == 0
+            self.start_from_offline_run(hp.init_from, seed_buffer=fresh)
 
-    def seed_buffer_from(self, checkpoint_path: str) -> None:
+    def start_from_offline_run(self, checkpoint_path: str, seed_buffer: bool) -> None:
         """Offline-to-online: the offline run's dataset goes into the replay buffer first
-        (its transitions are not counted as env steps)."""
+        (its transitions are not counted as env steps; a resumed run has them in its own
+        replay state), and its reference returns keep `eval/normalized_score` going."""
         from lit_rl.data.datasets import load_dataset
         from lit_rl.modules.state import load_plain
 
@@ -103,7 +106,10 @@ class CollectorSource(DataSource):
         if not hparams.get("dataset"):
             return  # an online checkpoint: weights only
         module = self.module
-        transitions = load_dataset(hparams["dataset"], module.hparams.env_id).transitions
+        self.dataset = load_dataset(hparams["dataset"], module.hparams.env_id)
+        if not seed_buffer:
+            return
+        transitions = self.dataset.transitions
         if len(transitions) > module.hparams.buffer_capacity:
             raise ConfigError(
                 f"algo.buffer_capacity={module.hparams.buffer_capacity} cannot hold the "
