@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lit_rl.nets.conditional import best_of_n
 from lit_rl.nets.diffusion import (
     SCHEDULES,
     DiffusionPolicy,
     DiffusionSchedule,
     EpsilonNetwork,
-    best_of_n,
     cosine_beta_schedule,
     linear_beta_schedule,
 )

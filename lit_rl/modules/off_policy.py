@@ -109,6 +109,9 @@ class OffPolicyModule(pl.LightningModule):
 
     buffer_keys: tuple = BUFFER_KEYS
     algo_name: str | None = None  # the recipe's algo.name; set by registered algorithms
+    # Offline-only algorithms (behaviour cloning): a dataset, or an offline checkpoint to
+    # continue online (init_from), is required.
+    requires_dataset: bool = False
 
     def __init__(
         self,
@@ -195,13 +198,18 @@ class OffPolicyModule(pl.LightningModule):
         optimizers = self.optimizers()
         return optimizers if isinstance(optimizers, list) else [optimizers]
 
+    def compute_losses(self, batch: TensorDictBase) -> TensorDictBase:
+        """The loss module's terms on `batch` (algorithms with scheduled loss arguments
+        pass them here)."""
+        return self.loss_module(batch)
+
     def update(self, batch: TensorDictBase) -> TensorDictBase:
         """One gradient step on `batch`: sum the `loss_*` terms, one backward, step.
 
         One backward of the summed losses gives DDP a single gradient reduction per
         step; the loss module guarantees that each term reaches only its own params.
         """
-        losses = self.loss_module(batch)
+        losses = self.compute_losses(batch)
         total = sum(value for key, value in losses.items() if key.startswith("loss_"))
         self.check_finite(losses)
         optimizers = self.update_optimizers()
@@ -238,6 +246,12 @@ class OffPolicyModule(pl.LightningModule):
     # ------------------------------------------------------------------ data
     def make_source(self) -> DataSource:
         """Where batches come from: the dataset when the recipe names one, else a collector."""
+        hp = self.hparams
+        if self.requires_dataset and hp.dataset is None and hp.init_from is None:
+            raise ConfigError(
+                f"{self.algo_name} learns from a dataset (dataset=FILE.hdf5) or continues an "
+                "offline checkpoint online (init_from=CKPT)"
+            )
         if self.hparams.dataset is not None:
             if self.hparams.max_updates is None:
                 raise ConfigError("an offline run (dataset=...) needs max_updates")

@@ -46,6 +46,7 @@ class BC(OffPolicyModule):
     """
 
     algo_name = "bc"
+    requires_dataset = True
 
     def __init__(
         self,
@@ -61,14 +62,6 @@ class BC(OffPolicyModule):
     def range_checks(self) -> dict[str, bool]:
         hp = self.hparams
         return {**super().range_checks(), "num_components": hp.num_components >= 1}
-
-    def make_source(self):
-        if self.hparams.dataset is None and self.hparams.init_from is None:
-            raise ConfigError(
-                f"{self.algo_name} learns from a dataset (dataset=FILE.hdf5) or continues an "
-                "offline checkpoint online (init_from=CKPT)"
-            )
-        return super().make_source()
 
     def make_behavior(self) -> MixtureBehavior:
         hp = self.hparams

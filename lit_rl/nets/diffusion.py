@@ -1,7 +1,8 @@
 """Diffusion policies: noise schedules, the epsilon network and batched DDPM sampling.
 
-Shared by the algorithms that act with a denoising diffusion model (DPMD and SDAC; later
-consistency and planning priors). Notation follows Ho et al. 2020 (DDPM): `beta_t`,
+Shared by the algorithms that act with a denoising diffusion model (DPMD and SDAC). The
+network and candidate selection are `lit_rl.nets.conditional`'s, shared with consistency
+policies. Notation follows Ho et al. 2020 (DDPM): `beta_t`,
 `alpha_t = 1 - beta_t`, `alpha_bar_t = prod_{s<=t} alpha_s`, with `t = 0..T-1`.
 Actions live in [-1, 1]^d.
 """
@@ -9,12 +10,12 @@ Actions live in [-1, 1]^d.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from lit_rl.nets.mlp import make_mlp
+from lit_rl.nets.conditional import ConditionalMLP
 
 MAX_BETA = 0.999  # keeps alpha_t > 0 (Nichol & Dhariwal 2021, section 3.2)
 
@@ -89,87 +90,9 @@ class DiffusionSchedule(nn.Module):
         )
 
 
-class SinusoidalTimeEmbedding(nn.Module):
-    """`t [*B] -> [*B, out_dim]`: sinusoidal features (`dim`) then a 2-layer Mish MLP."""
-
-    def __init__(self, dim: int = 16, hidden: int = 32, out_dim: int = 16) -> None:
-        super().__init__()
-        half = dim // 2
-        frequencies = torch.exp(-math.log(10_000.0) * torch.arange(half) / max(half - 1, 1))
-        self.register_buffer("frequencies", frequencies, persistent=False)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.Mish(), nn.Linear(hidden, out_dim))
-
-    def forward(self, t: torch.Tensor) -> torch.Tensor:
-        angles = t.float().unsqueeze(-1) * self.frequencies
-        return self.mlp(torch.cat([angles.sin(), angles.cos()], dim=-1))
-
-
-class EpsilonNetwork(nn.Module):
-    """`eps_theta(a_t, s, t)`: an MLP over `concat(s, a_t, time embedding)`.
-
-    Shapes: `observation [*B, obs_dim]`, `noisy_action [*B, act_dim]`, `t [*B]`
-    -> `[*B, act_dim]`. Defaults follow the DPMD/SDAC paper: 3x256 Mish, time embedding
-    sinusoidal 16 -> 32 -> 16.
-    """
-
-    def __init__(
-        self,
-        obs_dim: int,
-        act_dim: int,
-        hidden_sizes: Sequence[int] = (256, 256, 256),
-        act: str = "mish",
-        time_dim: int = 16,
-    ) -> None:
-        super().__init__()
-        self.obs_dim, self.act_dim = obs_dim, act_dim
-        self.time_embedding = SinusoidalTimeEmbedding(time_dim, 2 * time_dim, time_dim)
-        self.net = make_mlp(obs_dim + act_dim + time_dim, act_dim, hidden_sizes, act)
-
-    def forward(
-        self, observation: torch.Tensor, noisy_action: torch.Tensor, t: torch.Tensor
-    ) -> torch.Tensor:
-        features = torch.cat([observation, noisy_action, self.time_embedding(t)], dim=-1)
-        return self.net(features)
-
-    def conditioned(
-        self, observation: torch.Tensor, repeats: int = 1, num_steps: int | None = None
-    ) -> Callable[[torch.Tensor, int], torch.Tensor]:
-        """`eps(a_t, t)` for a fixed batch of states, each repeated `repeats` times.
-
-        The same as `forward`, cheaper for sampling, where it runs T times per call: the
-        first layer's share of the state (most of its input on MuJoCo tasks: 348 of 381
-        dims on Humanoid) is computed once per state instead of once per candidate and
-        step; given `num_steps`, the time embedding's share is computed for all steps in
-        one batch; and the layers are called as functions, without module overhead.
-        """
-        first, *hidden_layers, last = [m for m in self.net if isinstance(m, nn.Linear)]
-        activations = [m for m in self.net if not isinstance(m, nn.Linear)]
-        obs_dim, act_dim = self.obs_dim, self.act_dim
-        w_act_t = first.weight[:, obs_dim : obs_dim + act_dim].t()
-        w_time_t = first.weight[:, obs_dim + act_dim :].t()
-        state_part = nn.functional.linear(observation, first.weight[:, :obs_dim], first.bias)
-        state_part = state_part.repeat_interleave(repeats, dim=0)
-        linear = nn.functional.linear
-
-        def time_part(steps: torch.Tensor) -> torch.Tensor:
-            return self.time_embedding(steps) @ w_time_t  # [len(steps), hidden]
-
-        table = None
-        if num_steps is not None:
-            table = time_part(torch.arange(num_steps, device=observation.device))
-
-        def eps(noisy_action: torch.Tensor, step: int) -> torch.Tensor:
-            if table is not None:
-                offset = table[step]
-            else:
-                offset = time_part(torch.full((1,), step, device=observation.device))
-            noisy_action = noisy_action.to(w_act_t.dtype)
-            hidden = torch.addmm(state_part + offset, noisy_action, w_act_t)
-            for act, layer in zip(activations, hidden_layers, strict=False):
-                hidden = linear(act(hidden), layer.weight, layer.bias)
-            return linear(activations[-1](hidden), last.weight, last.bias)
-
-        return eps
+class EpsilonNetwork(ConditionalMLP):
+    """`eps_theta(a_t, s, t)`: the noise predictor of a diffusion policy, a `ConditionalMLP`
+    whose time input is the integer denoising step `t`."""
 
 
 class DiffusionPolicy(nn.Module):
@@ -206,7 +129,7 @@ class DiffusionPolicy(nn.Module):
             batch * num_samples, self.act_dim, device=obs.device
         )
         sched = self.schedule
-        if isinstance(self.eps_net, EpsilonNetwork):
+        if isinstance(self.eps_net, ConditionalMLP):
             eps_fn = self.eps_net.conditioned(observation, num_samples, sched.num_steps)
         else:  # any other noise predictor with the forward(obs, a_t, t) signature
 
@@ -228,16 +151,3 @@ class DiffusionPolicy(nn.Module):
         """Per-sample `||eps_theta(a_t, s, t) - noise||^2` with `a_t = q_sample(a0, t, noise)`."""
         noisy = self.schedule.q_sample(a0, t, noise)
         return (self.eps_net(observation, noisy, t) - noise).pow(2).sum(-1)
-
-
-def best_of_n(candidates: torch.Tensor, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pick per state the candidate with the highest score.
-
-    `candidates [B, N, act_dim]`, `scores [B, N]` -> (`actions [B, act_dim]`, `index [B]`).
-    """
-    if scores.shape != candidates.shape[:2]:
-        raise ValueError(
-            f"scores {tuple(scores.shape)} do not match candidates {tuple(candidates.shape)}"
-        )
-    index = scores.argmax(dim=1)
-    return candidates[torch.arange(candidates.shape[0], device=candidates.device), index], index

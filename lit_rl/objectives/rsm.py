@@ -28,9 +28,10 @@ import torch.distributed as dist
 from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
+from lit_rl.nets.conditional import best_of_n
 from lit_rl.nets.critics import EnsembleQCritic
 from lit_rl.nets.cuda_graphs import GraphedCall
-from lit_rl.nets.diffusion import DiffusionPolicy, best_of_n
+from lit_rl.nets.diffusion import DiffusionPolicy
 from lit_rl.objectives.sac import SACKeys, ensemble_l2_loss, reward_and_continuation
 from lit_rl.objectives.targets import polyak_update
 

@@ -29,6 +29,17 @@ from lit_rl.objectives.targets import polyak_update
 NEXT_ACTIONS = ("dataset", "policy")
 
 
+def dataset_next_action(
+    batch: TensorDictBase, continuation: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(a' [B, A], weight [B])`: the action the dataset took next, and row weights that
+    drop rows whose next action is unknown (cut by a time limit; terminal rows need none)
+    while keeping the usual mean's scale."""
+    known = batch.get(("next", "has_action")).reshape(-1) | (continuation == 0)
+    weight = known.float() / known.float().mean().clamp_min(1e-6)
+    return batch.get(("next", "action")), weight
+
+
 def lower_bound(q: torch.Tensor) -> torch.Tensor:
     """`mean - std` over the heads (dim 0) of `q [E, ...]`."""
     return q.mean(0) - q.std(0, correction=0)
@@ -96,17 +107,13 @@ class CFPILoss(BCLoss):
         reward, continuation = reward_and_continuation(batch, self.keys)
         next_obs = batch.get(("next", "observation"))
         if self.next_action == "dataset":
-            next_action = batch.get(("next", "action"))
-            known = batch.get(("next", "has_action")).reshape(-1) | (continuation == 0)
+            next_action, weight = dataset_next_action(batch, continuation)
         else:
-            next_action = self.policy_action(next_obs)
-            known = torch.ones_like(continuation, dtype=torch.bool)
+            next_action, weight = self.policy_action(next_obs), None
         with torch.no_grad():
             next_q = self.target_critic(next_obs, next_action)  # [E, B], each head its own
             target = self.reward_scale * reward + self.gamma * continuation * next_q
         q = self.critic(batch.get("observation"), batch.get("action"))
-        # rows without a next action drop out; the rest keep the usual mean's scale
-        weight = known.float() / known.float().mean().clamp_min(1e-6)
         out["loss_qvalue"] = ensemble_l2_loss(q, target, weight)
         out["q_mean"] = q.detach().mean()
         return out

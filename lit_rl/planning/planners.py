@@ -251,19 +251,32 @@ class ARCPlanner(SequencePlanner):
         kappa: inverse temperature of the MPPI weights `softmax(kappa * R)`.
         mean_momentum: weight of the old mean in each refinement (0: the weighted mean
             replaces it, as released; an earlier lit_rl used `momentum` for both).
+        mean_from_prior: sample around the prior's first rollout instead of the shifted
+            previous plan (offline LOOP: small noise around the offline policy's plan).
     """
 
     # planner argument <- the LOOP recipe key that sets it
     recipe_options = {"kappa": "kappa", "mean_momentum": "plan_mean_momentum"}
 
-    def __init__(self, *args, kappa: float = 1.0, mean_momentum: float = 0.0, **kw) -> None:
+    def __init__(
+        self,
+        *args,
+        kappa: float = 1.0,
+        mean_momentum: float = 0.0,
+        mean_from_prior: bool = False,
+        **kw,
+    ) -> None:
         super().__init__(*args, **kw)
         self.kappa, self.mean_momentum = kappa, mean_momentum
+        self.mean_from_prior = mean_from_prior
 
     def plan(self, observation: torch.Tensor, explore: bool) -> torch.Tensor:
-        mean = self.initial_mean(observation)
-        var = torch.full_like(mean, self.init_var)
         prior = self.prior_candidates(observation)
+        if self.mean_from_prior and prior is not None:
+            mean = prior[0].clone()
+        else:
+            mean = self.initial_mean(observation)
+        var = torch.full_like(mean, self.init_var)
         for _ in range(self.iterations):
             candidates = self.candidates(mean, var, prior)
             weights = torch.softmax(self.kappa * self.score(observation, candidates), dim=0)

@@ -1,0 +1,66 @@
+"""Consistency-AC against DPMD at the same network size, measured in one run.
+
+    python benchmarks/consistency.py
+    python benchmarks/consistency.py --env Hopper-v5 --device cuda
+
+Both with 3x256 Mish policy and twin critic, batch 256, the recipes' default step
+counts: DPMD samples N = 32 candidates x T = 20 denoising steps per action; Consistency-AC
+50 candidates x 2 steps (offline recipes) or 5 steps (online recipes).
+
+1. Acting latency per env step (one observation in, an action back on the host).
+   Target (issue 14): Consistency-AC at least 5x cheaper than DPMD.
+2. One gradient update (losses, one backward, optimizer step), per update: DPMD's policy
+   step comes every `policy_delay` (2) updates; Consistency-AC's every update.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from diffusion import BATCH, acting_ms, build, random_batch, update_ms
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="HalfCheetah-v5")
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    dpmd = build("recipes/dpmd_halfcheetah.yaml", args.env, device)
+    obs_dim, act_dim = dpmd.hparams.obs_dim, dpmd.hparams.act_dim
+    batch = random_batch(obs_dim, act_dim, device)
+    card = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(
+        f"{args.env}: obs {obs_dim}, act {act_dim}, batch {BATCH}, device {card}, "
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}"
+    )
+    hp = dpmd.hparams
+    dpmd_act = acting_ms(dpmd, obs_dim, args.repeats, device)
+    kwargs = {"lam": dpmd.lambda_scale * dpmd.alpha(), "noise_std": 0.1}
+    policy_ms = update_ms(dpmd, batch, args.repeats, update_policy=True, **kwargs)
+    critic_ms = update_ms(dpmd, batch, args.repeats, update_policy=False, **kwargs)
+    dpmd_update = (policy_ms + (hp.policy_delay - 1) * critic_ms) / hp.policy_delay
+    print(
+        f"  DPMD {hp.num_particles} candidates x {hp.diffusion_steps} steps: acting "
+        f"{dpmd_act:7.2f} ms/env step, update {dpmd_update:7.2f} ms"
+    )
+    for label, recipe in (
+        ("offline", "recipes/consistency_ac_offline_halfcheetah.yaml"),
+        ("online", "recipes/consistency_ac_halfcheetah.yaml"),
+    ):
+        module = build(recipe, args.env, device)
+        steps, candidates = module.hparams.sampling_steps, module.hparams.num_candidates
+        act = acting_ms(module, obs_dim, args.repeats, device)
+        update = update_ms(module, batch, args.repeats, num_points=151)
+        print(
+            f"  Consistency-AC ({label}) {candidates} candidates x {steps} steps: acting "
+            f"{act:7.2f} ms/env step = {dpmd_act / act:5.1f}x cheaper than DPMD "
+            f"(target >= 5x); update {update:7.2f} ms = {update / dpmd_update:4.2f}x DPMD's"
+        )
+
+
+if __name__ == "__main__":
+    main()
