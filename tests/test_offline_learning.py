@@ -1,7 +1,9 @@
 """Offline RL learns: on Pendulum-v1 datasets built by our own dataset recipe, CFPI beats
-behaviour cloning, and a CFPI checkpoint keeps its score online and improves.
+behaviour cloning, Consistency-AC beats Consistency-BC, offline LOOP scores at least its
+prior, and a CFPI checkpoint keeps its score online and improves; online Consistency-AC
+learns Pendulum.
 
-Slow (about 25 CPU minutes in all): `pytest -m slow tests/test_offline_learning.py`.
+Slow (about an hour of CPU in all): `pytest -m slow tests/test_offline_learning.py`.
 """
 
 from __future__ import annotations
@@ -102,3 +104,58 @@ def test_offline_to_online_keeps_its_score_then_improves(pendulum_datasets, tmp_
     print("offline", offline_score, "online", [round(r[2]) for r in curve])
     assert first >= offline_score - 150  # kept: no collapse when collection starts
     assert last > max(first, offline_score)  # and improved online
+
+
+@pytest.mark.slow
+@pytest.mark.learning
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (issue 14): seed 0, 20k updates on medium: Consistency-BC 41.8; Consistency-AC "
+    "1.2 (recipe: eta 1, 50 candidates), 10.9 (eta 0.1), 29.3 (10 candidates), about 16 "
+    "(SARSA critic), below -30 (SARSA critic, eta 20 or 100). Choosing among 50 samples by "
+    "the learned Q makes the policy worse (its Q varies ~1% across actions; docs/consistency.md).",
+)
+def test_consistency_ac_beats_consistency_bc_by_ten_points(pendulum_datasets, tmp_path):
+    data, _ = pendulum_datasets
+    final = {"consistency_bc": [], "consistency_ac_offline": []}
+    for recipe in final:
+        for seed in SEEDS:
+            run_dir = tmp_path / f"{recipe}{seed}"
+            train(
+                [*QUICK, f"seed={seed}", f"dataset={data / 'medium.hdf5'}", f"run_dir={run_dir}"],
+                str(REPO / "recipes" / f"{recipe}_pendulum.yaml"),
+            )
+            final[recipe].append(eval_rows(run_dir)[-1][2])
+    print("medium", json.dumps(final))
+    assert statistics.mean(final["consistency_ac_offline"]) >= (
+        statistics.mean(final["consistency_bc"]) + 10.0
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.learning
+def test_offline_loop_scores_at_least_its_behaviour_cloning_prior(pendulum_datasets, tmp_path):
+    data, _ = pendulum_datasets
+    planned, prior = [], []
+    for seed in SEEDS:
+        run_dir = tmp_path / f"loop{seed}"
+        train(
+            [*QUICK, f"seed={seed}", f"dataset={data / 'medium.hdf5'}", f"run_dir={run_dir}"],
+            str(REPO / "recipes" / "loop_offline_pendulum.yaml"),
+        )
+        planned.append(eval_rows(run_dir, "eval/return_mean")[-1][2])
+        prior.append(eval_rows(run_dir, "eval/prior_return_mean")[-1][2])
+    print("offline LOOP", planned, "its BC prior", prior)
+    assert statistics.mean(planned) >= statistics.mean(prior)
+
+
+@pytest.mark.slow
+@pytest.mark.learning
+def test_online_consistency_ac_learns_pendulum_within_20k_steps(tmp_path):
+    _, module, run_dir = train(
+        [*QUICK, f"run_dir={tmp_path}"], str(REPO / "recipes" / "consistency_ac_pendulum.yaml")
+    )
+    assert module.env_steps == 20_000
+    curve = eval_rows(run_dir, "eval/return_mean")
+    print("online Consistency-AC", [(int(r[0]), round(r[2])) for r in curve])
+    assert max(r[2] for r in curve) >= -250 and curve[-1][2] >= -300
