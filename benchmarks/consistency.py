@@ -8,7 +8,8 @@ counts: DPMD samples N = 32 candidates x T = 20 denoising steps per action; Cons
 50 candidates x 2 steps (offline recipes) or 5 steps (online recipes).
 
 1. Acting latency per env step (one observation in, an action back on the host).
-   Target (issue 14): Consistency-AC at least 5x cheaper than DPMD.
+   Target (issue 14): Consistency-AC at least 5x cheaper than DPMD. Also the sampling
+   alone (one action, no candidates, no critic): T = 20 network calls against 2 or 5.
 2. One gradient update (losses, one backward, optimizer step), per update: DPMD's policy
    step comes every `policy_delay` (2) updates; Consistency-AC's every update.
 """
@@ -16,9 +17,22 @@ counts: DPMD samples N = 32 candidates x T = 20 denoising steps per action; Cons
 from __future__ import annotations
 
 import argparse
+import time
 
 import torch
 from diffusion import BATCH, acting_ms, build, random_batch, update_ms
+
+
+@torch.no_grad()
+def sampling_ms(policy, obs_dim: int, repeats: int, device: torch.device) -> float:
+    """One action from the policy's own sampler (no candidates, no critic)."""
+    observation = torch.randn(1, obs_dim, device=device)
+    for _ in range(3):
+        policy.sample(observation, 1)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        policy.sample(observation, 1).cpu()
+    return 1000 * (time.perf_counter() - start) / repeats
 
 
 def main() -> None:
@@ -43,9 +57,11 @@ def main() -> None:
     policy_ms = update_ms(dpmd, batch, args.repeats, update_policy=True, **kwargs)
     critic_ms = update_ms(dpmd, batch, args.repeats, update_policy=False, **kwargs)
     dpmd_update = (policy_ms + (hp.policy_delay - 1) * critic_ms) / hp.policy_delay
+    dpmd_sampling = sampling_ms(dpmd.loss_module.ema_policy, obs_dim, args.repeats, device)
     print(
         f"  DPMD {hp.num_particles} candidates x {hp.diffusion_steps} steps: acting "
-        f"{dpmd_act:7.2f} ms/env step, update {dpmd_update:7.2f} ms"
+        f"{dpmd_act:7.2f} ms/env step, update {dpmd_update:7.2f} ms; "
+        f"one sample alone {dpmd_sampling:.2f} ms"
     )
     for label, recipe in (
         ("offline", "recipes/consistency_ac_offline_halfcheetah.yaml"),
@@ -55,10 +71,12 @@ def main() -> None:
         steps, candidates = module.hparams.sampling_steps, module.hparams.num_candidates
         act = acting_ms(module, obs_dim, args.repeats, device)
         update = update_ms(module, batch, args.repeats, num_points=151)
+        sampling = sampling_ms(module.loss_module.ema_policy, obs_dim, args.repeats, device)
         print(
             f"  Consistency-AC ({label}) {candidates} candidates x {steps} steps: acting "
             f"{act:7.2f} ms/env step = {dpmd_act / act:5.1f}x cheaper than DPMD "
-            f"(target >= 5x); update {update:7.2f} ms = {update / dpmd_update:4.2f}x DPMD's"
+            f"(target >= 5x); update {update:7.2f} ms = {update / dpmd_update:4.2f}x DPMD's; "
+            f"one sample alone {sampling:.2f} ms = {dpmd_sampling / sampling:4.1f}x cheaper"
         )
 
 

@@ -59,6 +59,8 @@ def synchronize(device: torch.device) -> None:
 def update_ms(module, batch: TensorDict, repeats: int, **loss_kwargs) -> float:
     """Mean wall-clock of loss + backward + step over `repeats` updates (after 3 warm-ups)."""
     optimizer = module.configure_optimizers()
+    if isinstance(optimizer, dict):  # {"optimizer": ..., "lr_scheduler": ...}
+        optimizer = optimizer["optimizer"]
 
     def one_update() -> None:
         losses = module.loss_module(batch, **loss_kwargs)

@@ -28,6 +28,12 @@ class EvalCallback(pl.Callback):
     a separate env and log ``eval/return_mean`` and ``eval/return_std``, and
     ``eval/normalized_score`` when the run's data carries reference returns.
 
+    Every policy (the acting one and any other `eval_policies` name, e.g. a planner's
+    prior) starts from the same initial states at every evaluation: the eval env is
+    reseeded before each, so two policies' returns (and two points of a curve) differ by
+    what the policies do, not by which states they drew (Pendulum's returns vary by
+    hundreds across initial states).
+
     Runs on global rank 0 only: parameters are identical across ranks after each update.
     Removing this callback does not change learning.
     """
@@ -53,8 +59,9 @@ class EvalCallback(pl.Callback):
         self.evaluated_at = state_dict.get("at", -1)
 
     def run(self, trainer: pl.Trainer, module) -> dict[str, float]:
+        seed = eval_env_seed(module.hparams.seed)
         if self._env is None:
-            self._env = module.make_env(eval_env_seed(module.hparams.seed))
+            self._env = module.make_env(seed)
         # the acting policy logs as eval/return_*, others (LOOP's bare actor) by their name
         policies = module.eval_policies()
         was_training = module.training
@@ -64,6 +71,7 @@ class EvalCallback(pl.Callback):
             for name, policy in policies.items():
                 # fork_rng: evaluation must not shift the training run's random stream.
                 with torch.random.fork_rng():
+                    self._env.set_seed(seed)  # the same initial states for every policy
                     returns = evaluate_policy(self._env, policy, self.episodes)
                 prefix = f"eval/{name}_" if name else "eval/"
                 self.last[f"{prefix}return_mean"] = float(returns.mean())

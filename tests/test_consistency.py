@@ -3,6 +3,7 @@ the actor-critic loss's gradient routing, and the modules on the engine."""
 
 from __future__ import annotations
 
+import csv
 import math
 
 import pytest
@@ -297,3 +298,13 @@ def test_offline_loop_fits_its_model_once_and_plans_around_its_prior(small_datas
     finally:
         type(module).fit_model = original
     assert fits == [] and resumed.updates == 30
+    # without sampling noise the planner acts as its prior; evaluation starts both from
+    # the same initial states, so their returns agree
+    _, _, quiet_dir = train(
+        [*args, "algo.plan_noise=0.0", "eval.episodes=2", f"run_dir={tmp_path / 'quiet'}"],
+        recipe,
+    )
+    with (quiet_dir / "metrics.csv").open() as file:
+        evals = [row for row in csv.DictReader(file) if row.get("eval/return_mean")]
+    planned, prior = (float(evals[-1][f"eval/{k}return_mean"]) for k in ("", "prior_"))
+    assert planned == pytest.approx(prior, rel=1e-3)

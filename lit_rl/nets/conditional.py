@@ -60,15 +60,20 @@ class ConditionalMLP(nn.Module):
         return self.net(features)
 
     def conditioned(
-        self, observation: torch.Tensor, repeats: int = 1, num_steps: int | None = None
+        self,
+        observation: torch.Tensor,
+        repeats: int = 1,
+        num_steps: int | None = None,
+        times: torch.Tensor | None = None,
     ) -> Callable[[torch.Tensor, int], torch.Tensor]:
         """`eps(a_t, t)` for a fixed batch of states, each repeated `repeats` times.
 
         The same as `forward`, cheaper for sampling, where it runs T times per call: the
         first layer's share of the state (most of its input on MuJoCo tasks: 348 of 381
         dims on Humanoid) is computed once per state instead of once per candidate and
-        step; given `num_steps`, the time embedding's share is computed for all steps in
-        one batch; and the layers are called as functions, without module overhead.
+        step; given `num_steps` (time inputs `0..num_steps-1`) or `times` (any time
+        inputs, called by their index), the time embedding's share is computed for all of
+        them in one batch; and the layers are called as functions, without module overhead.
         """
         first, *hidden_layers, last = [m for m in self.net if isinstance(m, nn.Linear)]
         activations = [m for m in self.net if not isinstance(m, nn.Linear)]
@@ -85,6 +90,8 @@ class ConditionalMLP(nn.Module):
         table = None
         if num_steps is not None:
             table = time_part(torch.arange(num_steps, device=observation.device))
+        elif times is not None:
+            table = time_part(times.to(observation.device))
 
         def eps(noisy_action: torch.Tensor, step: int) -> torch.Tensor:
             if table is not None:

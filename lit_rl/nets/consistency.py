@@ -116,6 +116,25 @@ class ConsistencyPolicy(nn.Module):
         levels = karras_boundaries(steps + 1, self.eps, self.sigma_max, self.rho)
         return levels[1:].flip(0).tolist()
 
+    def sampling_plan(self, steps: int | None = None) -> list[tuple[float, float, float, float]]:
+        """Per sampling step `(time input, noise scale, c_skip, c_out)` as Python floats
+        (scalar operands cost no kernel): the first step's noise is `sigma_max z`, later
+        ones `sqrt(tau^2 - eps^2) z` added to the current action. Cached per step count."""
+        steps = self.sampling_steps if steps is None else steps
+        cache = self.__dict__.setdefault("_plans", {})
+        if steps not in cache:
+            levels = self.sampling_levels(steps)
+            cache[steps] = [
+                (
+                    TIME_SCALE * math.log(tau),
+                    tau if i == 0 else math.sqrt(tau**2 - self.eps**2),
+                    self.c_skip(tau),
+                    self.c_out(tau),
+                )
+                for i, tau in enumerate(levels)
+            ]
+        return cache[steps]
+
     def sample(
         self, observation: torch.Tensor, num_samples: int = 1, steps: int | None = None
     ) -> torch.Tensor:
@@ -128,14 +147,15 @@ class ConsistencyPolicy(nn.Module):
         layer is computed once for all candidates and steps (`ConditionalMLP.conditioned`).
         """
         batch = observation.shape[0]
-        call = self.net.conditioned(observation, num_samples)
+        plan = self.sampling_plan(steps)
+        times = torch.tensor([time for time, *_ in plan])
+        call = self.net.conditioned(observation, num_samples, times=times)
         action, shape = None, (batch * num_samples, self.act_dim)
-        for tau in self.sampling_levels(steps):
-            scale = tau if action is None else math.sqrt(tau**2 - self.eps**2)
-            noise = scale * torch.randn(shape, device=observation.device)
+        for index, (_, noise_scale, c_skip, c_out) in enumerate(plan):
+            noise = torch.randn(shape, device=observation.device).mul_(noise_scale)
             noisy = noise if action is None else action + noise
-            out = call(noisy, TIME_SCALE * math.log(tau)).to(noisy.dtype)
-            action = (self.c_skip(tau) * noisy + self.c_out(tau) * out).clamp(-1.0, 1.0)
+            out = call(noisy, index).to(noisy.dtype)
+            action = (c_skip * noisy + c_out * out).clamp(-1.0, 1.0)
         return action.reshape(batch, num_samples, self.act_dim)
 
     def consistency_loss_terms(
