@@ -260,6 +260,11 @@ def test_consistency_recipes_run_offline_online_and_offline_to_online(small_data
         f"run_dir={tmp_path / 'nothing'}",
     )  # fmt: skip
     assert result.returncode == 2 and "learns from a dataset" in result.stderr, result.stderr
+    result = run_cli(
+        "run", str(recipes / "consistency_bc_pendulum.yaml"), "algo.consistency_training=fast",
+        f"run_dir={tmp_path / 'typo'}",
+    )  # fmt: skip
+    assert result.returncode == 2 and "choose one of improved, original" in result.stderr
 
 
 def test_offline_loop_fits_its_model_once_and_plans_around_its_prior(small_dataset, tmp_path):

@@ -80,13 +80,17 @@ class ConsistencyBC(OffPolicyModule):
         explore_noise: float = 0.0,
         **kwargs,
     ) -> None:
+        if consistency_training not in CT_VARIANTS:
+            raise ConfigError(
+                f"algo.consistency_training='{consistency_training}'; "
+                f"choose one of {', '.join(CT_VARIANTS)}"
+            )
         super().__init__(*args, **kwargs)
 
     def range_checks(self) -> dict[str, bool]:
         hp = self.hparams
         return {
             **super().range_checks(),
-            "consistency_training": hp.consistency_training in CT_VARIANTS,
             "policy_lr": hp.policy_lr > 0,
             "sampling_steps": hp.sampling_steps >= 1,
             "curriculum_start": hp.curriculum_start >= 2,
