@@ -19,7 +19,7 @@ from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 
 from lit_rl.errors import ConfigError
-from lit_rl.modules.model_fitting import PeriodicModelFit
+from lit_rl.modules.model_fitting import PeriodicModelFit, ddp_ignored
 from lit_rl.modules.planner_acting import PlannerActing
 from lit_rl.modules.policy import ActingPolicy, make_gaussian_policy
 from lit_rl.modules.sac import SAC
@@ -105,10 +105,7 @@ class LOOP(SAC):
         )
         # Under DDP each rank fits its own model on its own replay buffer, outside the SAC
         # update: DDP must neither expect gradients for it nor broadcast its buffers.
-        self._ddp_params_and_buffers_to_ignore = [
-            f"dynamics.{name}"
-            for name, _ in [*self.dynamics.named_parameters(), *self.dynamics.named_buffers()]
-        ]
+        self._ddp_params_and_buffers_to_ignore = ddp_ignored("dynamics", self.dynamics)
         self.planning_model = planning_model(model, self.dynamics, hp.env_id)
         if self.planning_model is None:
             raise ConfigError(f"algo.model=known: lit_rl has no known dynamics for {hp.env_id}")

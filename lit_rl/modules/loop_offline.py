@@ -19,18 +19,17 @@ acts in evaluation; the prior alone is evaluated beside it (`eval/prior_return_m
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import torch
 from tensordict.nn import TensorDictModuleBase
 
 from lit_rl.modules.consistency import ConsistencyAC
+from lit_rl.modules.model_fitting import PeriodicModelFit, ddp_ignored
 from lit_rl.modules.offline import CFPI
 from lit_rl.modules.planner_acting import PlannerActing
 from lit_rl.modules.policy import ActingPolicy
 from lit_rl.nets.dynamics import EnsembleDynamics
-from lit_rl.objectives.dynamics import fit_dynamics
 from lit_rl.objectives.sarsa import lower_bound
 from lit_rl.planning.models import planning_model
 from lit_rl.planning.planners import ARCPlanner
@@ -80,9 +79,17 @@ class OfflinePlanning:
         self.register_buffer("model_fitted", torch.zeros((), dtype=torch.bool))
         # each rank fits its own model outside the update: DDP must not reduce it
         self._ddp_params_and_buffers_to_ignore = [
-            f"dynamics.{name}"
-            for name, _ in [*self.dynamics.named_parameters(), *self.dynamics.named_buffers()]
-        ] + ["model_fitted"]
+            *ddp_ignored("dynamics", self.dynamics),
+            "model_fitted",
+        ]
+        self.model_fit = PeriodicModelFit(
+            every=1,
+            warmup_steps=0,
+            holdout=model_holdout,
+            batch_size=model_batch_size,
+            max_epochs=model_max_epochs,
+            patience=model_patience,
+        )
         self.planning_model = planning_model("learned", self.dynamics, hp.env_id)
 
     def range_checks(self) -> dict[str, bool]:
@@ -111,29 +118,11 @@ class OfflinePlanning:
         optimizer = torch.optim.Adam(
             self.dynamics.parameters(), lr=hp.model_lr, weight_decay=hp.model_weight_decay
         )
-        start = time.perf_counter()
-        with torch.enable_grad():
-            report = fit_dynamics(
-                self.dynamics,
-                optimizer,
-                rows.get("observation"),
-                rows.get("action"),
-                rows.get(("next", "reward")),
-                rows.get(("next", "observation")),
-                holdout_ratio=hp.model_holdout,
-                batch_size=hp.model_batch_size,
-                max_epochs=hp.model_max_epochs,
-                patience=hp.model_patience,
-            )
+        metrics = self.model_fit.fit(self.dynamics, optimizer, rows, env_steps=0)
         self.model_fitted.fill_(True)
         self.planning_model.refreshed()
         self.log_metrics(
-            {
-                "model/holdout_mse": float(report.holdout_mse[self.dynamics.elites].mean()),
-                "model/epochs": float(report.epochs),
-                "model/fit_s": time.perf_counter() - start,
-                "updates": float(self.updates),
-            }
+            {**metrics, "model/fit_s": self.model_fit.seconds, "updates": float(self.updates)}
         )
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

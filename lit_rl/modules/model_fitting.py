@@ -12,6 +12,14 @@ from lit_rl.nets.dynamics import EnsembleDynamics
 from lit_rl.objectives.dynamics import fit_dynamics
 
 
+def ddp_ignored(prefix: str, module: torch.nn.Module) -> list[str]:
+    """Names of `module`'s parameters and buffers (under attribute `prefix`) for
+    `_ddp_params_and_buffers_to_ignore`: a model each rank fits by itself, outside the
+    update, must be neither reduced nor broadcast by DDP."""
+    named = [*module.named_parameters(), *module.named_buffers()]
+    return [f"{prefix}.{name}" for name, _ in named]
+
+
 class PeriodicModelFit:
     """Refit on the whole replay buffer every `every` env steps once warm-up is over
     (LOOP: every 250), with early stopping on a hold-out split (`fit_dynamics`).
