@@ -12,21 +12,36 @@ from lit_rl.seeding import eval_env_seed
 
 
 @torch.no_grad()
-def evaluate_policy(env, policy, episodes: int, max_steps: int = 100_000) -> torch.Tensor:
-    """Returns of `episodes` deterministic episodes of `policy` on `env`, shape `[episodes]`."""
-    returns = []
+def evaluate_episodes(
+    env, policy, episodes: int, max_steps: int = 100_000
+) -> dict[str, torch.Tensor]:
+    """`{"return": [episodes]}` of deterministic episodes of `policy` on `env`, and
+    `"cost"` (each episode's summed cost) when the env reports costs."""
+    returns, costs = [], []
     with set_exploration_type(ExplorationType.DETERMINISTIC):
         for _ in range(episodes):
             rollout = env.rollout(max_steps, policy, break_when_any_done=True)
             returns.append(rollout.get(("next", "reward")).sum())
-    return torch.stack(returns).float()
+            if ("next", "cost") in rollout.keys(include_nested=True):
+                costs.append(rollout.get(("next", "cost")).sum())
+    result = {"return": torch.stack(returns).float()}
+    if costs:
+        result["cost"] = torch.stack(costs).float()
+    return result
+
+
+def evaluate_policy(env, policy, episodes: int, max_steps: int = 100_000) -> torch.Tensor:
+    """Returns of `episodes` deterministic episodes of `policy` on `env`, shape `[episodes]`."""
+    return evaluate_episodes(env, policy, episodes, max_steps)["return"]
 
 
 class EvalCallback(pl.Callback):
     """Every `every` ticks of the run's clock (env steps online, updates offline; see
     `OffPolicyModule.progress`) and at the end, run `episodes` deterministic episodes on
     a separate env and log ``eval/return_mean`` and ``eval/return_std``, and
-    ``eval/normalized_score`` when the run's data carries reference returns.
+    ``eval/normalized_score`` when the run's data carries reference returns; on an env
+    that reports costs also ``eval/cost_mean`` and ``eval/cost_std`` (summed episode
+    costs, to compare with the recipe's `cost_limit`).
 
     Every policy (the acting one and any other `eval_policies` name, e.g. a planner's
     prior) starts from the same initial states at every evaluation: the eval env is
@@ -72,10 +87,11 @@ class EvalCallback(pl.Callback):
                 # fork_rng: evaluation must not shift the training run's random stream.
                 with torch.random.fork_rng():
                     self._env.set_seed(seed)  # the same initial states for every policy
-                    returns = evaluate_policy(self._env, policy, self.episodes)
+                    episodes = evaluate_episodes(self._env, policy, self.episodes)
                 prefix = f"eval/{name}_" if name else "eval/"
-                self.last[f"{prefix}return_mean"] = float(returns.mean())
-                self.last[f"{prefix}return_std"] = float(returns.std(unbiased=False))
+                for kind, values in episodes.items():
+                    self.last[f"{prefix}{kind}_mean"] = float(values.mean())
+                    self.last[f"{prefix}{kind}_std"] = float(values.std(unbiased=False))
         finally:
             module.train(was_training)
         score = module.normalized_score(self.last.get("eval/return_mean"))

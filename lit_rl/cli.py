@@ -192,7 +192,7 @@ def run_experiment(cfg: dict) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from lit_rl.callbacks.evaluation import evaluate_policy
+    from lit_rl.callbacks.evaluation import evaluate_episodes
     from lit_rl.modules.loading import module_from_checkpoint
     from lit_rl.seeding import eval_env_seed
 
@@ -200,14 +200,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     module, checkpoint = module_from_checkpoint(path)
     seed = args.seed if args.seed is not None else eval_env_seed(module.hparams.seed)
     env = module.make_env(seed)
-    returns = evaluate_policy(env, module.make_policy(), args.episodes)
+    episodes = evaluate_episodes(env, module.make_policy(), args.episodes)
     result = {
         "checkpoint": str(path),
         "env_steps": checkpoint.get("lit_rl", {}).get("env_steps"),
         "episodes": args.episodes,
-        "return_mean": float(returns.mean()),
-        "return_std": float(returns.std(unbiased=False)),
     }
+    for kind, values in episodes.items():  # return, and cost on an env with costs
+        result[f"{kind}_mean"] = float(values.mean())
+        result[f"{kind}_std"] = float(values.std(unbiased=False))
     print(json.dumps(result))
     return 0
 

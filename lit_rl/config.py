@@ -6,6 +6,7 @@ A recipe is a mapping with these top-level keys (see docs/recipes.md):
     name, seed, max_env_steps, run_dir
     dataset, max_updates             an offline run (instead of max_env_steps)
     init_from                        start online from an offline checkpoint
+    cost_limit                       episodic cost limit of a safe run (env with costs)
     env:        {id, max_episode_steps}
     algo:       {name, <constructor arguments of the algorithm>}
     trainer:    {<lightning.Trainer arguments>}
@@ -54,6 +55,7 @@ TOP_LEVEL: dict[str, Any] = {
     "progress_bar": bool,
     "experiment": str,
     "init_from": str,
+    "cost_limit": float | None,
 }
 ENV_KEYS = {"id": str, "max_episode_steps": int | None}
 EVAL_KEYS = {"every_env_steps": int, "every_updates": int, "episodes": int}
@@ -93,6 +95,7 @@ ENGINE_FILLED_KEYS = {
     "dataset",
     "max_updates",
     "init_from",
+    "cost_limit",
 }
 
 
@@ -358,6 +361,8 @@ def validate(cfg: dict[str, Any], source: str = "recipe") -> None:
                 f"{source}: '{section}.{other.pop()}' does not apply to "
                 f"{'an offline' if offline else 'an online'} run; use '{section}.{clock}'"
             )
+    if cfg.get("cost_limit") is not None and cfg["cost_limit"] < 0:
+        raise ConfigError(f"{source}: 'cost_limit' must be >= 0, got {cfg['cost_limit']}")
     _check_section("eval", cfg.get("eval", {}), EVAL_KEYS, source)
     _check_section("checkpoint", cfg.get("checkpoint", {}), CHECKPOINT_KEYS, source)
     algo = dict(cfg["algo"])

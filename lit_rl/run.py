@@ -125,6 +125,7 @@ def build_module(cfg: dict[str, Any], run_dir: Path) -> OffPolicyModule:
         dataset=cfg.get("dataset"),
         max_updates=cfg.get("max_updates"),
         init_from=cfg.get("init_from"),
+        cost_limit=cfg.get("cost_limit"),
         **algo,
     )
 

@@ -29,8 +29,9 @@ SDAC = str(REPO / "recipes" / "sdac_pendulum.yaml")
         ([PENDULUM, "logger=[csv,wandbb]"], "unknown logger 'wandbb'"),
         (
             [PENDULUM, "algo.name=ppo"],
-            "unknown algo.name 'ppo'; available: bc, cfpi, consistency_ac, consistency_bc, dpmd, "
-            "dpmd_released_code, loop, loop_offline, loop_offline_consistency, sac, sdac",
+            "unknown algo.name 'ppo'; available: bc, cfpi, consistency_ac, consistency_bc, cvpo, "
+            "dpmd, dpmd_released_code, loop, loop_offline, loop_offline_consistency, sac, "
+            "sac_lagrangian, safe_loop, sdac",
         ),
         ([PENDULUM, "trainer.max_steps=10"], "'trainer.max_steps' is set by lit_rl"),
         (

@@ -20,6 +20,8 @@ from torchrl.envs import (
     TransformedEnv,
 )
 
+from lit_rl.envs import safety  # noqa: F401  (registers the lit_rl/Safe* ids)
+from lit_rl.envs.costs import CostReader, EpisodeCost, gym_env_reports_costs
 from lit_rl.errors import ConfigError
 
 
@@ -62,10 +64,16 @@ def make_env(env_id: str, seed: int, max_episode_steps: int | None = None) -> Tr
     Returns:
         A ``TransformedEnv`` whose ``observation`` is float32 ``[obs_dim]``, whose
         ``action`` lies in [-1, 1] and whose ``("next", "episode_reward")`` holds the
-        running episode return.
+        running episode return; an env that reports costs (`lit_rl.envs.costs`) also
+        writes ``("next", "cost")`` and ``("next", "episode_cost")``.
     """
-    base = GymWrapper(make_gym_env(env_id, max_episode_steps))
-    env = TransformedEnv(base, Compose(DoubleToFloat(), StepCounter(), RewardSum(), InitTracker()))
+    gym_env = make_gym_env(env_id, max_episode_steps)
+    base = GymWrapper(gym_env)
+    transforms = [DoubleToFloat(), StepCounter(), RewardSum()]
+    if gym_env_reports_costs(gym_env):
+        base.set_info_dict_reader(CostReader())
+        transforms.append(EpisodeCost())
+    env = TransformedEnv(base, Compose(*transforms, InitTracker()))
     env.set_seed(seed)
     return env
 

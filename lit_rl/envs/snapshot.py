@@ -6,6 +6,8 @@ A snapshot holds tensors and plain numbers only, so it loads with
 integration state (qpos, qvel, act, time and the solver's warm start, MuJoCo's
 `mjSTATE_INTEGRATION`); other envs (classic control) save their numeric attributes
 (Pendulum's `state` and `last_u`). Both save the env's RNG state and time-limit counters.
+An env with more than physics to remember (a navigation task's goal and hazards) says so
+with `task_state()` / `load_task_state(state)`, of tensors and plain values.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ def snapshot_env_state(env: gym.Env) -> dict[str, Any]:
         state["mujoco"] = torch.from_numpy(buffer)
     else:
         state["attributes"] = _numeric_attributes(unwrapped)
+    if hasattr(unwrapped, "task_state"):
+        state["task"] = unwrapped.task_state()
     return state
 
 
@@ -89,4 +93,6 @@ def restore_env_state(env: gym.Env, state: dict[str, Any]) -> None:
         mujoco.mj_forward(unwrapped.model, unwrapped.data)
     else:
         _restore_numeric_attributes(unwrapped, state["attributes"])
+    if "task" in state:
+        unwrapped.load_task_state(state["task"])
     unwrapped.np_random.bit_generator.state = state["np_random"]

@@ -27,7 +27,7 @@ from lit_rl.nets.dynamics import EnsembleDynamics
 from lit_rl.planning.models import planning_model
 from lit_rl.planning.planners import PLANNERS, SequencePlanner
 
-PLANNER_CHOICES = (*PLANNERS, "policy")  # policy: the SAC actor acts alone
+PLANNER_CHOICES = ("arc", "cem", "policy")  # policy: the SAC actor acts alone
 MODEL_CHOICES = ("learned", "known")
 
 
@@ -58,6 +58,7 @@ class LOOP(SAC):
     """
 
     algo_name = "loop"
+    planner_choices: tuple[str, ...] = PLANNER_CHOICES
 
     def __init__(
         self,
@@ -90,7 +91,7 @@ class LOOP(SAC):
         super().__init__(*args, **kwargs)
         hp = self.hparams
         for key, value, choices in (
-            ("planner", planner, PLANNER_CHOICES),
+            ("planner", planner, self.planner_choices),
             ("model", model, MODEL_CHOICES),
         ):
             if value not in choices:
@@ -152,7 +153,12 @@ class LOOP(SAC):
             prior=self.loss_module.actor.mode,
             num_prior=hp.num_prior,
             **{arg: hp[key] for arg, key in planner_cls.recipe_options.items()},
+            **self.planner_extras(),
         )
+
+    def planner_extras(self) -> dict[str, Any]:
+        """Planner arguments that are not recipe keys (safe LOOP's cost function)."""
+        return {}
 
     def make_policy(self) -> TensorDictModuleBase:
         if self.hparams.planner == "policy":

@@ -44,6 +44,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from torchrl.envs import SerialEnv
 
 from lit_rl.distributed import any_rank_true
+from lit_rl.envs.costs import env_reports_costs
 from lit_rl.envs.make import make_env
 from lit_rl.errors import ConfigError, NonFiniteLossError
 from lit_rl.modules import state as run_state
@@ -60,6 +61,7 @@ BUFFER_KEYS = (
     ("next", "terminated"),
     ("next", "done"),
 )
+COST = ("next", "cost")
 
 
 class _Ticks(IterableDataset):
@@ -105,6 +107,9 @@ class OffPolicyModule(pl.LightningModule):
         init_from: an offline run's checkpoint this online run starts from: its weights
             are loaded and the replay buffer is seeded with its dataset before
             collection starts (offline-to-online; the recipe's `init_from` key).
+        cost_limit: the episodic cost limit of a safe run (the recipe's top-level
+            `cost_limit`); safe algorithms (`uses_costs`) need it and an env that reports
+            costs. Any run on such an env logs `train/episode_cost` and `eval/cost_mean`.
     """
 
     buffer_keys: tuple = BUFFER_KEYS
@@ -112,6 +117,9 @@ class OffPolicyModule(pl.LightningModule):
     # Offline-only algorithms (behaviour cloning): a dataset, or an offline checkpoint to
     # continue online (init_from), is required.
     requires_dataset: bool = False
+    # Safe algorithms learn from per-step costs: the replay buffer then holds
+    # ("next", "cost"), and the run needs cost_limit and an env that reports costs.
+    uses_costs: bool = False
 
     def __init__(
         self,
@@ -135,10 +143,14 @@ class OffPolicyModule(pl.LightningModule):
         dataset: str | None = None,
         max_updates: int | None = None,
         init_from: str | None = None,
+        cost_limit: float | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.check_hyperparameters()
+        self.check_costs()
+        if self.uses_costs:
+            self.buffer_keys = (*type(self).buffer_keys, COST)
         self.automatic_optimization = False
         self.loss_module = self.make_loss()
         self.source = self.make_source()
@@ -146,6 +158,7 @@ class OffPolicyModule(pl.LightningModule):
         self.updates = 0
         self.episodes = 0
         self.last_episode_return: float | None = None
+        self.last_episode_cost: float | None = None
         self.replay_buffer = None  # filled by the source at fit start
         self._pending_rank_state: dict[str, Any] | None = None
         self._pending_rng: dict[str, Any] | None = None
@@ -160,6 +173,19 @@ class OffPolicyModule(pl.LightningModule):
             if not ok:
                 hint = " (at least algo.batch_size)" if key == "buffer_capacity" else ""
                 raise ConfigError(f"algo.{key}={hp[key]} is out of range{hint}")
+
+    def check_costs(self) -> None:
+        """A safe algorithm needs an env with costs and a cost limit (one-line errors)."""
+        hp = self.hparams
+        if not self.uses_costs:
+            return
+        if not env_reports_costs(hp.env_id):
+            raise ConfigError(
+                f"{self.algo_name} learns from costs, but env '{hp.env_id}' reports no "
+                "info['cost'] (lit_rl's safety envs: lit_rl/SafePointGoal-v0, ...)"
+            )
+        if hp.cost_limit is None:
+            raise ConfigError(f"{self.algo_name} needs the recipe's top-level cost_limit")
 
     def range_checks(self) -> dict[str, bool]:
         """`{hyperparameter: value is usable}`; algorithms extend it with their own keys."""
@@ -216,9 +242,14 @@ class OffPolicyModule(pl.LightningModule):
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
         self.manual_backward(total)
+        self.before_optimizer_step()
         for optimizer in optimizers:
             optimizer.step()
         return losses
+
+    def before_optimizer_step(self) -> None:
+        """Called between the backward and the optimizer steps (gradient clipping:
+        Lightning's `gradient_clip_val` does not apply under manual optimization)."""
 
     def after_update(self) -> None:
         """Soft target update every `target_update_every` updates."""
@@ -310,6 +341,10 @@ class OffPolicyModule(pl.LightningModule):
         return DataLoader(_Ticks(), batch_size=None)
 
     # ------------------------------------------------------------------ loop
+    def after_episodes(self, episode_costs: torch.Tensor) -> None:
+        """Called with the costs `[n]` of training episodes that just ended (envs that
+        report costs; SAC-Lagrangian's multiplier learns here). Default: nothing."""
+
     def after_collect(self, rollout: TensorDictBase) -> None:
         """Called after each collector call, once the rollout is in the replay buffer and
         counted (LOOP refits its dynamics model here). Default: nothing."""
@@ -382,6 +417,8 @@ class OffPolicyModule(pl.LightningModule):
             metrics["time/env_fps"] = self.env_fps
         if self.last_episode_return is not None:
             metrics["train/episode_return"] = self.last_episode_return
+        if self.last_episode_cost is not None:
+            metrics["train/episode_cost"] = self.last_episode_cost
         self.log_metrics(metrics)
 
     def log_metrics(self, metrics: dict[str, float]) -> None:

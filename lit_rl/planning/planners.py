@@ -38,6 +38,7 @@ import torch
 StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 ValueFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 PriorFn = Callable[[torch.Tensor], torch.Tensor]
+CostFn = Callable[[torch.Tensor], torch.Tensor]  # observation [..., obs_dim] -> cost [...]
 TRUNCATION = 2.0  # sampling noise is a standard normal truncated to [-2, 2] (released ARC)
 ACTION_LOW, ACTION_HIGH = -1.0, 1.0
 
@@ -64,13 +65,18 @@ def score_sequences(
     gamma: float,
     members_step: StepFn | None = None,
     num_members: int = 1,
-) -> torch.Tensor:
+    cost_fn: CostFn | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Returns `[K, num_members * particles]` rollout returns of K sequences
     `actions [K, H, act_dim]` from `observation [obs_dim]`.
 
     `members_step(obs [M, N, obs_dim], action [M, N, act_dim])` steps row block `m`
     through member `m` (M = `num_members`), so a rollout never changes member; without
     it, `step` moves every row (a known model, M = 1).
+
+    With `cost_fn(obs [..., obs_dim]) -> cost [...]` (safe planning), returns
+    `(returns, costs)`, `costs` the undiscounted sum of the costs of the H - 1 predicted
+    observations of each rollout (zero after a predicted termination), same shape.
     """
     if members_step is None:
         members_step, num_members = each_row_step(step), 1
@@ -80,19 +86,28 @@ def score_sequences(
     per_row = actions.repeat_interleave(particles, dim=0)  # [K * P, H, act_dim]
     per_row = per_row.unsqueeze(0).expand(num_members, rows, horizon, act_dim)
     total = obs.new_zeros(num_members, rows)
+    total_cost = obs.new_zeros(num_members, rows) if cost_fn is not None else None
     alive = obs.new_ones(num_members, rows)
     discount = 1.0
     for t in range(horizon - 1):
         obs, reward, terminated = members_step(obs, per_row[:, :, t])
         total = total + discount * alive * reward
+        if total_cost is not None:
+            total_cost = total_cost + alive * cost_fn(obs)
         alive = alive * (~terminated).to(obs.dtype)
         discount *= gamma
     if value is not None:
         last_action = per_row[:, :, -1].reshape(-1, act_dim)
         terminal = value(obs.reshape(-1, obs.shape[-1]), last_action).view(num_members, rows)
         total = total + discount * alive * terminal
-    # [M, K, P] -> [K, M * P]: every rollout of sequence k
-    return total.view(num_members, num, particles).transpose(0, 1).reshape(num, -1)
+
+    def per_sequence(x: torch.Tensor) -> torch.Tensor:
+        # [M, K, P] -> [K, M * P]: every rollout of sequence k
+        return x.view(num_members, num, particles).transpose(0, 1).reshape(num, -1)
+
+    if total_cost is None:
+        return per_sequence(total)
+    return per_sequence(total), per_sequence(total_cost)
 
 
 def truncated_normal(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
@@ -224,6 +239,11 @@ class SequencePlanner:
             self.members_step,
             self.num_members,
         )
+        return self.reduce_returns(returns)
+
+    def reduce_returns(self, returns: torch.Tensor) -> torch.Tensor:
+        """A sequence's score from its rollouts' returns `[K, rollouts]`: the mean, minus
+        `pessimism` standard deviations."""
         if self.pessimism and returns.shape[1] > 1:
             return returns.mean(1) - self.pessimism * returns.std(1)
         return returns.mean(1)
@@ -270,6 +290,10 @@ class ARCPlanner(SequencePlanner):
         self.kappa, self.mean_momentum = kappa, mean_momentum
         self.mean_from_prior = mean_from_prior
 
+    def mppi_logits(self, observation: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """`kappa * score`, whose softmax over candidates gives the MPPI weights."""
+        return self.kappa * self.score(observation, candidates)
+
     def plan(self, observation: torch.Tensor, explore: bool) -> torch.Tensor:
         prior = self.prior_candidates(observation)
         if self.mean_from_prior and prior is not None:
@@ -279,7 +303,7 @@ class ARCPlanner(SequencePlanner):
         var = torch.full_like(mean, self.init_var)
         for _ in range(self.iterations):
             candidates = self.candidates(mean, var, prior)
-            weights = torch.softmax(self.kappa * self.score(observation, candidates), dim=0)
+            weights = torch.softmax(self.mppi_logits(observation, candidates), dim=0)
             new_mean = torch.einsum("k,kha->ha", weights, candidates)
             new_var = torch.einsum("k,kha->ha", weights, (candidates - new_mean) ** 2)
             mean = self.mean_momentum * mean + (1.0 - self.mean_momentum) * new_mean
@@ -323,4 +347,68 @@ class CEMPlanner(SequencePlanner):
         return action
 
 
-PLANNERS: dict[str, type[SequencePlanner]] = {"arc": ARCPlanner, "cem": CEMPlanner}
+class SafeARCPlanner(ARCPlanner):
+    """Safe ARC (safe LOOP, Sikchi et al. 2021): ARC that plans only among sequences
+    predicted to stay safe.
+
+    A sequence's cost is the largest summed cost over its rollouts (every ensemble
+    member and particle: safe under the most pessimistic model), with the step cost a
+    known function of the predicted observation (`cost_fn`). Sequences whose cost is at
+    most `cost_threshold` are feasible; the MPPI weights go to feasible sequences only
+    (by return). When fewer than `min_feasible` are feasible, the planner minimises cost
+    instead: weights `softmax(-cost_kappa * cost)` over all sequences.
+
+    Args (besides ARC's): cost_fn, cost_threshold (0.2), min_feasible (10), cost_kappa
+    (inverse temperature on costs when minimising them).
+    """
+
+    recipe_options = {
+        **ARCPlanner.recipe_options,
+        "cost_threshold": "plan_cost_threshold",
+        "min_feasible": "min_feasible",
+    }
+
+    def __init__(
+        self,
+        *args,
+        cost_fn: CostFn,
+        cost_threshold: float = 0.2,
+        min_feasible: int = 10,
+        cost_kappa: float = 10.0,
+        **kw,
+    ) -> None:
+        super().__init__(*args, **kw)
+        self.cost_fn, self.cost_threshold = cost_fn, cost_threshold
+        self.min_feasible, self.cost_kappa = min_feasible, cost_kappa
+        self.last_feasible = 0  # feasible sequences at the last iteration (diagnostics)
+
+    def sequence_costs(self, observation: torch.Tensor, candidates: torch.Tensor):
+        """`(returns [K, rollouts], cost [K])`: each sequence's worst-case summed cost."""
+        returns, costs = score_sequences(
+            self.step,
+            self.value,
+            observation,
+            candidates,
+            self.particles,
+            self.gamma,
+            self.members_step,
+            self.num_members,
+            cost_fn=self.cost_fn,
+        )
+        return returns, costs.max(dim=1).values
+
+    def mppi_logits(self, observation: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        returns, cost = self.sequence_costs(observation, candidates)
+        feasible = cost <= self.cost_threshold
+        self.last_feasible = int(feasible.sum())
+        if self.last_feasible < self.min_feasible:
+            return -self.cost_kappa * cost
+        score = self.reduce_returns(returns)
+        return torch.where(feasible, self.kappa * score, torch.full_like(score, -torch.inf))
+
+
+PLANNERS: dict[str, type[SequencePlanner]] = {
+    "arc": ARCPlanner,
+    "cem": CEMPlanner,
+    "safe_arc": SafeARCPlanner,
+}

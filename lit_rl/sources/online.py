@@ -136,6 +136,10 @@ class CollectorSource(DataSource):
             returns = rollout.get(("next", "episode_reward")).reshape(-1)[done]
             module.episodes += int(done.sum())
             module.last_episode_return = float(returns[-1])
+            if ("next", "episode_cost") in rollout.keys(include_nested=True):
+                costs = rollout.get(("next", "episode_cost")).reshape(-1)[done]
+                module.last_episode_cost = float(costs[-1])
+                module.after_episodes(costs)
         module.after_collect(rollout)
         return rollout
 
@@ -174,6 +178,7 @@ class CollectorSource(DataSource):
             "acting": module.acting_state(),
             "episodes": module.episodes,
             "last_episode_return": module.last_episode_return,
+            "last_episode_cost": module.last_episode_cost,
         }
 
     def load_rank_state(self, saved: dict[str, Any]) -> None:
@@ -188,6 +193,7 @@ class CollectorSource(DataSource):
             restore_env_state(env, env_state)
         module.episodes = saved["episodes"]
         module.last_episode_return = saved["last_episode_return"]
+        module.last_episode_cost = saved.get("last_episode_cost")
         acting = module.collector_acting()
         if acting is not None and saved.get("acting") is not None:
             acting.load_acting_state(saved["acting"])

@@ -1,0 +1,134 @@
+"""CVPO on the off-policy engine. The math lives in `lit_rl.objectives.cvpo`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import gymnasium as gym
+import torch
+from tensordict.nn import TensorDictModuleBase
+
+from lit_rl.modules.off_policy import OffPolicyModule
+from lit_rl.modules.policy import make_gaussian_policy
+from lit_rl.nets.critics import EnsembleQCritic
+from lit_rl.nets.gaussian import CholeskyGaussianActor
+from lit_rl.objectives.cvpo import CVPOLoss, per_step_threshold
+
+
+def registered_episode_length(env_id: str) -> int | None:
+    """The time limit Gymnasium registers for `env_id` (None without one)."""
+    return gym.spec(env_id).max_episode_steps
+
+
+class CVPO(OffPolicyModule):
+    """Constrained Variational Policy Optimization (Liu et al., ICML 2022).
+
+    Args (besides the engine's, see `OffPolicyModule`; defaults as `algorithms.md` §6
+    and the released code: N 32 samples, eps_KL 0.1, decoupled trust regions 0.001,
+    actor gradient-norm clip 0.01, Polyak 0.995 = tau 0.005):
+        actor_hidden, critic_hidden, activation: network sizes.
+        gamma: discount of both critics.
+        actor_lr, critic_lr: Adam learning rates.
+        num_samples: actions per state in the E-step.
+        kl_epsilon: the E-step's KL bound.
+        kl_mean_epsilon, kl_cov_epsilon: the M-step's trust regions.
+        alpha_mean_scale, alpha_cov_scale, alpha_mean_max, alpha_cov_max: the
+            trust-region multipliers' dual step sizes and bounds.
+        actor_grad_clip: gradient-norm clip of the actor (None: no clip).
+        init_std: the policy's initial standard deviation per action.
+        episode_length: T of the per-step threshold; None = the env's time limit.
+    """
+
+    algo_name = "cvpo"
+    uses_costs = True
+
+    def __init__(
+        self,
+        *args,
+        actor_hidden: Sequence[int] = (256, 256),
+        critic_hidden: Sequence[int] = (256, 256),
+        activation: str = "relu",
+        gamma: float = 0.99,
+        actor_lr: float = 1e-3,
+        critic_lr: float = 1e-3,
+        num_samples: int = 32,
+        kl_epsilon: float = 0.1,
+        kl_mean_epsilon: float = 0.001,
+        kl_cov_epsilon: float = 0.001,
+        alpha_mean_scale: float = 1.0,
+        alpha_cov_scale: float = 100.0,
+        alpha_mean_max: float = 0.1,
+        alpha_cov_max: float = 10.0,
+        actor_grad_clip: float | None = 0.01,
+        init_std: float = 0.5,
+        episode_length: int | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+
+    def range_checks(self) -> dict[str, bool]:
+        hp = self.hparams
+        return {
+            **super().range_checks(),
+            "num_samples": hp.num_samples >= 2,
+            "kl_epsilon": hp.kl_epsilon > 0,
+            "init_std": hp.init_std > 0,
+            "episode_length": hp.episode_length is None or hp.episode_length >= 1,
+        }
+
+    def episode_length(self) -> int:
+        hp = self.hparams
+        length = hp.episode_length or hp.max_episode_steps
+        length = length or registered_episode_length(hp.env_id)
+        return int(length or 1000)
+
+    def cost_threshold(self) -> float:
+        """eps_c from the recipe's episodic cost_limit."""
+        hp = self.hparams
+        return per_step_threshold(hp.cost_limit, hp.gamma, self.episode_length())
+
+    def make_loss(self) -> CVPOLoss:
+        hp = self.hparams
+        actor = CholeskyGaussianActor(
+            hp.obs_dim, hp.act_dim, hp.actor_hidden, hp.activation, hp.init_std
+        )
+        critic = EnsembleQCritic(hp.obs_dim, hp.act_dim, hp.critic_hidden, 2, hp.activation)
+        cost_critic = EnsembleQCritic(hp.obs_dim, hp.act_dim, hp.critic_hidden, 1, hp.activation)
+        return CVPOLoss(
+            actor,
+            critic,
+            cost_critic,
+            cost_threshold=self.cost_threshold(),
+            gamma=hp.gamma,
+            num_samples=hp.num_samples,
+            kl_epsilon=hp.kl_epsilon,
+            kl_mean_epsilon=hp.kl_mean_epsilon,
+            kl_cov_epsilon=hp.kl_cov_epsilon,
+            alpha_mean_scale=hp.alpha_mean_scale,
+            alpha_cov_scale=hp.alpha_cov_scale,
+            alpha_mean_max=hp.alpha_mean_max,
+            alpha_cov_max=hp.alpha_cov_max,
+        )
+
+    def make_policy(self) -> TensorDictModuleBase:
+        # exploring: a clipped Gaussian sample; deterministic: the mean
+        return make_gaussian_policy(self.loss_module.actor)
+
+    def before_optimizer_step(self) -> None:
+        if self.hparams.actor_grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(
+                self.loss_module.actor.parameters(), self.hparams.actor_grad_clip
+            )
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        loss, hp = self.loss_module, self.hparams
+        groups = [
+            {"params": list(loss.actor.parameters()), "lr": hp.actor_lr, "name": "actor"},
+            {"params": list(loss.critic.parameters()), "lr": hp.critic_lr, "name": "critic"},
+            {
+                "params": list(loss.cost_critic.parameters()),
+                "lr": hp.critic_lr,
+                "name": "cost_critic",
+            },
+        ]
+        return torch.optim.Adam(groups, fused=True)

@@ -1,0 +1,320 @@
+"""Safe RL: costs through the engine, the safety envs, CVPO's E/M-steps, the PID
+multiplier and safe planning. Learning checks are in tests/test_safe_learning.py (slow)."""
+
+from __future__ import annotations
+
+import csv
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, run_cli, small_overrides, train
+from torch.distributions import MultivariateNormal, kl_divergence
+
+from lit_rl.envs.make import make_env
+from lit_rl.envs.safety.velocity import VELOCITY_TASKS, VelocityCost
+from lit_rl.envs.snapshot import restore_env_state, snapshot_env_state
+from lit_rl.nets.gaussian import CholeskyGaussianActor, gaussian_kl, gaussian_log_prob
+from lit_rl.objectives.cvpo import (
+    dual_value_and_grad,
+    e_step_weights,
+    per_step_threshold,
+    solve_dual,
+)
+from lit_rl.objectives.lagrange import PIDLagrangian
+from lit_rl.planning.planners import ARCPlanner, SafeARCPlanner
+
+POINTGOAL = str(REPO / "recipes" / "cvpo_pointgoal.yaml")
+NAVIGATION_IDS = [
+    "lit_rl/SafePointGoal-v0",
+    "lit_rl/SafeCarGoal-v0",
+    "lit_rl/SafePointGoalSmall-v0",
+]
+
+
+def greedy_action(observation: np.ndarray, robot: str) -> np.ndarray:
+    """Turn towards the goal, drive when facing it (drives through hazards)."""
+    angle = np.arctan2(observation[4], observation[3])
+    forward = 1.0 if abs(angle) < 0.5 else 0.0
+    turn = float(np.clip(angle, -1, 1))
+    if robot == "point":
+        return np.array([forward, turn])
+    return np.clip(np.array([forward - turn, forward + turn]), -1, 1)
+
+
+# --------------------------------------------------------------------- environments
+@pytest.mark.parametrize("env_id", NAVIGATION_IDS)
+def test_navigation_cost_is_the_cost_of_the_observation(env_id):
+    """What a planner computes from an observation is what the env charges, step by step,
+    and a goal-seeking policy both reaches goals and enters hazards."""
+    env = gym.make(env_id)
+    robot = env.unwrapped.robot
+    observation, info = env.reset(seed=3)
+    assert info["cost"] == 0.0
+    costs, goal_rewards = [], 0
+    for _ in range(400):
+        observation, reward, terminated, truncated, info = env.step(
+            greedy_action(observation, robot)
+        )
+        from_obs = env.unwrapped.cost_from_observation(torch.as_tensor(observation))
+        assert float(from_obs) == pytest.approx(info["cost"], abs=1e-9)
+        costs.append(info["cost"])
+        goal_rewards = info["goals_reached"]
+        if terminated or truncated:
+            break
+    assert goal_rewards >= 1
+    assert set(costs) <= {0.0, 1.0}
+
+
+def test_penetration_cost_grows_towards_the_hazard_centre():
+    env = gym.make("lit_rl/SafePointGoal-v0", cost_indicator=False).unwrapped
+    env.reset(seed=0)
+    hazard = env.hazards[0]
+    costs = []
+    for offset in (0.25, 0.15, 0.05):  # hazard radius 0.2
+        env.data.qpos[:2] = hazard + [offset, 0.0]
+        env.data.qvel[:] = 0
+        _, _, _, _, info = env.step(np.zeros(2))
+        costs.append(info["cost"])
+    assert costs[0] == 0.0 and 0 < costs[1] < costs[2] <= 0.2
+
+
+def test_velocity_cost_counts_steps_over_the_limit():
+    class Scripted(gym.Env):
+        observation_space = gym.spaces.Box(-1, 1, (1,))
+        action_space = gym.spaces.Box(-1, 1, (1,))
+
+        def reset(self, *, seed=None, options=None):
+            return np.zeros(1), {}
+
+        def step(self, action):
+            return np.zeros(1), 0.0, False, False, {"x_velocity": float(action[0])}
+
+    env = VelocityCost(Scripted(), velocity_limit=0.5)
+    assert env.reset()[1]["cost"] == 0.0
+    assert [env.step(np.array([v]))[4]["cost"] for v in (0.4, 0.6, -0.9)] == [0.0, 1.0, 0.0]
+    assert set(VELOCITY_TASKS) == {
+        "Hopper",
+        "HalfCheetah",
+        "Walker2d",
+        "Ant",
+        "Humanoid",
+        "Swimmer",
+    }
+    hopper = gym.make("lit_rl/SafeHopperVelocity-v0")
+    _, info = hopper.reset(seed=0)
+    _, _, _, _, info = hopper.step(hopper.action_space.sample())
+    assert info["cost"] == float(info["x_velocity"] > 0.7402)
+
+
+def test_navigation_snapshot_continues_the_same_episode():
+    env = gym.make("lit_rl/SafePointGoalSmall-v0")
+    env.reset(seed=5)
+    for _ in range(30):
+        env.step(np.array([1.0, 0.3]))
+    saved = snapshot_env_state(env)
+    later = [env.step(np.array([0.5, -0.2]))[0] for _ in range(20)]
+    other = gym.make("lit_rl/SafePointGoalSmall-v0")
+    other.reset(seed=99)  # a different layout, overwritten by the snapshot
+    restore_env_state(other, saved)
+    again = [other.step(np.array([0.5, -0.2]))[0] for _ in range(20)]
+    np.testing.assert_array_equal(np.stack(later), np.stack(again))
+
+
+def test_torchrl_env_carries_costs_only_when_the_env_has_them():
+    for seed in range(10):  # random actions meet a hazard in some of these episodes
+        env = make_env("lit_rl/SafePointGoal-v0", seed=seed)
+        rollout = env.rollout(1000, break_when_any_done=False)
+        cost = rollout.get(("next", "cost"))
+        assert cost.shape == (1000, 1)
+        torch.testing.assert_close(rollout.get(("next", "episode_cost"))[-1, 0], cost.sum())
+        if cost.sum() > 0:
+            break
+    assert cost.sum() > 0
+    plain = make_env("Pendulum-v1", seed=1).rollout(3)
+    assert ("next", "cost") not in plain.keys(include_nested=True)
+
+
+# ------------------------------------------------------------------------------ CVPO
+def test_per_step_threshold_matches_the_paper():
+    assert per_step_threshold(10, 0.99, 400) == pytest.approx(2.455, abs=1e-3)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dual_solver_finds_the_grid_minimum(seed):
+    """(eta, lambda) from the solver match a brute-force grid minimum of the dual, and
+    the weights are the softmax the solution defines."""
+    gen = torch.Generator().manual_seed(seed)
+    q_reward = torch.randn(64, 16, generator=gen) * 2 + 5
+    q_cost = torch.rand(64, 16, generator=gen) * 4
+    eps_kl, eps_cost = 0.1, float(q_cost.mean()) * 0.8  # a binding cost constraint
+    eta, lam = solve_dual(q_reward, q_cost, eps_kl, eps_cost)
+    qr, qc = q_reward.double().numpy(), q_cost.double().numpy()
+
+    def dual(e, la):
+        return dual_value_and_grad(np.array([e, la]), qr, qc, eps_kl, eps_cost)[0]
+
+    def grid_minimum(etas, lams):
+        return min((dual(e, la), e, la) for e in etas for la in lams)
+
+    _, e0, l0 = grid_minimum(np.geomspace(1e-2, 1e2, 120), np.linspace(0, 6, 120))
+    # refine around the coarse minimum (the dual is flat along a valley)
+    best, best_eta, best_lam = grid_minimum(
+        np.geomspace(e0 / 1.3, e0 * 1.3, 100), np.linspace(max(0, l0 - 0.1), l0 + 0.1, 100)
+    )
+    assert dual(eta, lam) <= best + 1e-9
+    assert lam > 0  # the constraint binds
+    assert eta == pytest.approx(best_eta, rel=0.01) and lam == pytest.approx(best_lam, abs=0.01)
+    weights = e_step_weights(q_reward, q_cost, eta, lam)
+    torch.testing.assert_close(weights, torch.softmax((q_reward - lam * q_cost) / eta, dim=1))
+    # the E-step's solution satisfies its constraints (complementary slackness)
+    expected_cost = float((weights.double() * q_cost.double()).sum(1).mean())
+    assert expected_cost == pytest.approx(eps_cost, rel=1e-3)
+
+
+def test_dual_gradient_matches_finite_differences():
+    gen = torch.Generator().manual_seed(0)
+    qr = (torch.randn(32, 8, generator=gen) * 3).double().numpy()
+    qc = torch.rand(32, 8, generator=gen).double().numpy()
+    point = np.array([0.8, 0.4])
+    _, grad = dual_value_and_grad(point, qr, qc, 0.1, 0.3)
+    for i in range(2):
+        h = np.eye(2)[i] * 1e-6
+        up = dual_value_and_grad(point + h, qr, qc, 0.1, 0.3)[0]
+        down = dual_value_and_grad(point - h, qr, qc, 0.1, 0.3)[0]
+        assert grad[i] == pytest.approx((up - down) / 2e-6, rel=1e-5)
+
+
+def test_gaussian_log_prob_and_decoupled_kl():
+    actor = CholeskyGaussianActor(5, 3, (32, 32))
+    obs = torch.randn(4, 5)
+    mean, tril = actor.distribution_params(obs)
+    actions = actor.sample_actions(obs, 7)
+    reference = MultivariateNormal(mean, scale_tril=tril)
+    torch.testing.assert_close(gaussian_log_prob(actions, mean, tril), reference.log_prob(actions))
+    mean2, tril2 = actor.distribution_params(torch.randn(4, 5))
+    kl_mean, kl_cov = gaussian_kl(mean, tril, mean2, tril2)
+    full = kl_divergence(reference, MultivariateNormal(mean2, scale_tril=tril2))
+    # the two parts: KL(p||q) = mean part (with q's covariance) + covariance part
+    torch.testing.assert_close(kl_mean + kl_cov, full, atol=1e-5, rtol=1e-5)
+    assert torch.all(kl_mean >= 0) and torch.all(kl_cov >= -1e-6)
+
+
+def test_m_step_moves_the_mean_to_the_weighted_actions_within_its_trust_region():
+    from lit_rl.nets.critics import EnsembleQCritic
+    from lit_rl.objectives.cvpo import CVPOLoss
+
+    torch.manual_seed(0)
+    actor = CholeskyGaussianActor(3, 2, (32, 32))
+    loss = CVPOLoss(actor, EnsembleQCritic(3, 2, (8,)), EnsembleQCritic(3, 2, (8,), 1), 1.0)
+    obs = torch.randn(64, 3)
+    actions = loss.target_actor.sample_actions(obs, 16).clamp(-1, 1)
+    weights = torch.zeros(64, 16)
+    best = actions[..., 0].argmax(0)  # the sample with the largest first coordinate
+    weights[torch.arange(64), best] = 1.0
+    before = actor.mode(obs)[:, 0].mean()
+    optimizer = torch.optim.Adam(actor.parameters(), lr=1e-3)
+    for _ in range(50):
+        value, info = loss.m_step_loss(obs, actions, weights)
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
+    after = actor.mode(obs)[:, 0].mean()
+    assert after > before + 0.05
+    assert float(loss.alpha_mean) > 0  # the mean's trust region became active
+
+
+# ----------------------------------------------------------------------- multiplier
+def test_pid_multiplier_rises_under_violation_and_falls_back_to_zero():
+    pid = PIDLagrangian(cost_limit=10.0)
+    values = [pid.update(30.0) for _ in range(50)]
+    assert values[-1] > values[10] > values[0] > 0
+    after = [pid.update(0.0) for _ in range(400)]
+    assert after[-1] == 0.0
+    pid2 = PIDLagrangian(cost_limit=10.0)
+    assert max(pid2.update(5.0) for _ in range(50)) < 0.01  # never violated: stays ~0
+
+
+# ------------------------------------------------------------------- safe planning
+def _line_world():
+    """1-D toy: x' = x + 0.1 a, reward x', cost 1 where x > 0.5."""
+
+    def step(obs, action):
+        nxt = obs + 0.1 * action
+        return nxt, nxt[..., 0], torch.zeros(nxt.shape[:-1], dtype=torch.bool)
+
+    def cost_fn(obs):
+        return (obs[..., 0] > 0.5).float()
+
+    return step, cost_fn
+
+
+def test_safe_arc_declines_the_rewarding_unsafe_path():
+    torch.manual_seed(0)
+    step, cost_fn = _line_world()
+    kwargs = dict(act_dim=1, horizon=4, num_samples=200, particles=1, iterations=4, kappa=20.0)
+    plain = ARCPlanner(step, None, **kwargs)
+    safe = SafeARCPlanner(step, None, cost_fn=cost_fn, **kwargs)
+    x, x_safe = torch.tensor([0.4]), torch.tensor([0.4])
+    for _ in range(10):
+        x = x + 0.1 * plain(x)
+        x_safe = x_safe + 0.1 * safe(x_safe)
+    assert float(x) > 0.5  # ARC walks into the costly region for reward
+    assert float(x_safe) <= 0.5 and float(x_safe) > 0.3  # safe ARC stops at its edge
+
+
+def test_safe_arc_minimises_cost_when_nothing_is_feasible():
+    torch.manual_seed(0)
+    step, cost_fn = _line_world()
+    safe = SafeARCPlanner(
+        step, None, cost_fn=cost_fn, act_dim=1, horizon=4, num_samples=100, particles=1
+    )
+    x = torch.tensor([0.62])  # every short sequence stays (partly) in the costly region
+    for _ in range(6):
+        x = x + 0.1 * safe(x)
+    assert float(x) < 0.55
+
+
+# ---------------------------------------------------------------------------- engine
+def test_safe_runs_log_costs_and_store_them(tmp_path):
+    overrides = small_overrides(
+        tmp_path,
+        "algo.name=sac_lagrangian",
+        "max_env_steps=400",
+        "eval.every_env_steps=200",
+        "env.max_episode_steps=100",
+    )
+    _, module, run_dir = train(overrides, recipe=str(REPO / "recipes" / "sac_lag_pointgoal.yaml"))
+    storage = module.replay_buffer.storage[: len(module.replay_buffer)]
+    assert ("next", "cost") in storage.keys(include_nested=True)
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    columns = set(rows[0])
+    assert {"eval/cost_mean", "eval/cost_std", "train/episode_cost"} <= columns
+    assert any(row.get("train/lagrange_multiplier") for row in rows)
+    assert module.loss_module.multiplier.updates == 4  # one update per finished episode
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            [POINTGOAL, "env.id=Pendulum-v1"],
+            "cvpo learns from costs, but env 'Pendulum-v1' reports no info['cost']",
+        ),
+        ([POINTGOAL, "cost_limit=null"], "cvpo needs the recipe's top-level cost_limit"),
+        ([POINTGOAL, "cost_limit=-1"], "'cost_limit' must be >= 0"),
+        (
+            [
+                str(REPO / "recipes" / "safe_loop_pointgoal.yaml"),
+                "env.id=lit_rl/SafeHopperVelocity-v0",
+            ],
+            "env 'lit_rl/SafeHopperVelocity-v0' has no cost_from_observation",
+        ),
+    ],
+)
+def test_bad_safe_configs_fail_in_one_line(args, message, tmp_path):
+    result = run_cli("run", *args, f"run_dir={tmp_path / 'run'}", "progress_bar=false")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
