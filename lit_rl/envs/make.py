@@ -20,7 +20,6 @@ from torchrl.envs import (
     TransformedEnv,
 )
 
-from lit_rl.envs import safety  # noqa: F401  (registers the lit_rl/Safe* ids)
 from lit_rl.envs.costs import CostReader, EpisodeCost, gym_env_reports_costs
 from lit_rl.errors import ConfigError
 
