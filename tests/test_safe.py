@@ -123,6 +123,7 @@ def test_navigation_snapshot_continues_the_same_episode():
 
 
 def test_torchrl_env_carries_costs_only_when_the_env_has_them():
+    torch.manual_seed(0)  # TorchRL's random actions come from the torch RNG
     for seed in range(10):  # random actions meet a hazard in some of these episodes
         env = make_env("lit_rl/SafePointGoal-v0", seed=seed)
         rollout = env.rollout(1000, break_when_any_done=False)
@@ -318,3 +319,76 @@ def test_bad_safe_configs_fail_in_one_line(args, message, tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_safe_arc_keeps_the_mean_only_when_it_is_feasible():
+    """Two feasible detours around a hazard average to a plan through it: the planner
+    keeps (and in evaluation executes) the best feasible candidate instead."""
+
+    def step(obs, action):
+        nxt = obs + 0.1 * action
+        return nxt, nxt[..., 1], torch.zeros(nxt.shape[:-1], dtype=torch.bool)
+
+    def cost_fn(obs):  # a hazard straight ahead of the start (0, 0)
+        return ((obs[..., 0].abs() < 0.05) & (obs[..., 1] > 0.05)).float()
+
+    planner = SafeARCPlanner(step, None, cost_fn=cost_fn, act_dim=2, horizon=3, particles=1)
+    observation = torch.zeros(2)
+    left = torch.tensor([[-1.0, 1.0]] * 3)
+    right = torch.tensor([[1.0, 1.0]] * 3)
+    candidates = torch.stack([left, right])
+    mean = candidates.mean(0)  # straight ahead, through the hazard
+    weights = torch.tensor([0.4, 0.6])
+    torch.testing.assert_close(planner.settle(observation, mean, candidates, weights), right)
+    feasible_mean = torch.tensor([[-1.0, 0.5]] * 3)
+    assert planner.settle(observation, feasible_mean, candidates, weights) is feasible_mean
+
+
+@pytest.mark.parametrize("module", ["sac_lagrangian", "cvpo"])
+def test_cost_targets_are_pessimistic_and_non_negative(module):
+    """The cost target uses the larger of twin target cost critics and never goes
+    below zero (costs are non-negative)."""
+    from tensordict import TensorDict
+
+    from lit_rl.nets.actors import TanhGaussianActor
+    from lit_rl.nets.critics import EnsembleQCritic
+    from lit_rl.objectives.cvpo import CVPOLoss
+    from lit_rl.objectives.sac_lagrangian import SACLagrangianLoss
+
+    torch.manual_seed(0)
+    critic, cost_critic = EnsembleQCritic(3, 2, (16,)), EnsembleQCritic(3, 2, (16,), 2)
+    if module == "cvpo":
+        loss = CVPOLoss(CholeskyGaussianActor(3, 2, (16,)), critic, cost_critic, 1.0, gamma=0.9)
+    else:
+        loss = SACLagrangianLoss(
+            TanhGaussianActor(3, 2, (16,)), critic, cost_critic, PIDLagrangian(1.0), gamma=0.9
+        )
+    with torch.no_grad():  # target cost critics: member 0 says -5, member 1 says 2
+        layers = list(loss.target_cost_critic.layers)
+        for layer in layers:
+            layer.weight.zero_()
+            layer.bias.zero_()
+        layers[-1].bias[0].fill_(-5.0)
+        layers[-1].bias[1].fill_(2.0)
+        for layer in list(loss.cost_critic.layers):
+            layer.weight.zero_()
+            layer.bias.zero_()
+    batch = 8
+    td = TensorDict(
+        {
+            "observation": torch.randn(batch, 3),
+            "action": torch.rand(batch, 2) * 2 - 1,
+            ("next", "observation"): torch.randn(batch, 3),
+            ("next", "reward"): torch.zeros(batch, 1),
+            ("next", "terminated"): torch.zeros(batch, 1, dtype=torch.bool),
+            ("next", "cost"): torch.full((batch, 1), 0.5),
+        },
+        [batch],
+    )
+    out = loss(td)
+    # current cost critics output 0, so the loss is 0.5 * members * target^2
+    expected_target = 0.5 + 0.9 * 2.0  # the max member, not the mean (-1.5) or member 0
+    torch.testing.assert_close(out["loss_cost_qvalue"], torch.tensor(expected_target**2))
+    with torch.no_grad():
+        loss.target_cost_critic.layers[-1].bias.fill_(-5.0)
+    assert float(loss(td)["loss_cost_qvalue"]) == 0.0  # 0.5 - 4.5 clamps to 0

@@ -37,6 +37,7 @@ class CVPO(OffPolicyModule):
         actor_grad_clip: gradient-norm clip of the actor (None: no clip).
         init_std: the policy's initial standard deviation per action.
         episode_length: T of the per-step threshold; None = the env's time limit.
+        num_cost_qs: cost critics; the max over them is the cost value (1, as the paper).
     """
 
     algo_name = "cvpo"
@@ -62,6 +63,7 @@ class CVPO(OffPolicyModule):
         actor_grad_clip: float | None = 0.01,
         init_std: float = 0.5,
         episode_length: int | None = None,
+        num_cost_qs: int = 1,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -71,6 +73,7 @@ class CVPO(OffPolicyModule):
         return {
             **super().range_checks(),
             "num_samples": hp.num_samples >= 2,
+            "num_cost_qs": hp.num_cost_qs >= 1,
             "kl_epsilon": hp.kl_epsilon > 0,
             "init_std": hp.init_std > 0,
             "episode_length": hp.episode_length is None or hp.episode_length >= 1,
@@ -93,7 +96,9 @@ class CVPO(OffPolicyModule):
             hp.obs_dim, hp.act_dim, hp.actor_hidden, hp.activation, hp.init_std
         )
         critic = EnsembleQCritic(hp.obs_dim, hp.act_dim, hp.critic_hidden, 2, hp.activation)
-        cost_critic = EnsembleQCritic(hp.obs_dim, hp.act_dim, hp.critic_hidden, 1, hp.activation)
+        cost_critic = EnsembleQCritic(
+            hp.obs_dim, hp.act_dim, hp.critic_hidden, hp.num_cost_qs, hp.activation
+        )
         return CVPOLoss(
             actor,
             critic,

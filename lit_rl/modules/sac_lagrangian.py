@@ -20,7 +20,7 @@ class SACLagrangian(SAC):
     identical because gradients are averaged, and a checkpoint keeps rank 0's.
 
     Args (besides SAC's):
-        num_cost_qs: cost critics (their mean is the cost value).
+        num_cost_qs: cost critics (their max is the pessimistic cost value).
         cost_gamma: discount of the cost critic; None = gamma.
         pid_kp, pid_ki, pid_kd, pid_delay, pid_ema_p, pid_ema_d, lagrange_init,
         lagrange_max: the PID multiplier's settings (`PIDLagrangian`).
@@ -33,7 +33,7 @@ class SACLagrangian(SAC):
     def __init__(
         self,
         *args,
-        num_cost_qs: int = 1,
+        num_cost_qs: int = 2,
         cost_gamma: float | None = None,
         pid_kp: float = 0.1,
         pid_ki: float = 0.01,

@@ -18,8 +18,10 @@ with the old covariance and the covariance with the old mean, and
 `KL_mean(pi_old || pi) <= eps_mean`, `KL_cov(pi_old || pi) <= eps_cov` hold through
 multipliers updated by dual descent (`alpha <- clamp(alpha - scale (eps - KL), 0, max)`).
 
-Critics: twin reward Q (no entropy term) with clipped double-Q targets; one cost Q whose
-target ignores `terminated` (CVPO's tasks have fixed-length episodes). The episodic cost
+Critics: twin reward Q (no entropy term) with clipped double-Q targets; a cost Q whose
+target ignores `terminated` (CVPO's tasks have fixed-length episodes), clamped at 0
+(costs are non-negative). With several cost critics (`num_cost_qs`; the paper uses one)
+the max over them is the cost value, the pessimistic mirror of clipped double-Q. The episodic cost
 limit `d` over `T` steps becomes the per-step threshold on the discounted cost value
 `eps_c = d (1 - gamma^T) / (1 - gamma) / T` (`per_step_threshold`).
 """
@@ -106,7 +108,7 @@ class CVPOLoss(nn.Module):
     Args:
         actor: the full-covariance Gaussian policy; a target copy (Polyak-averaged like
             the critics) is the E-step's `pi_old`.
-        critic: twin reward critics; cost_critic: the cost critic (one member).
+        critic: twin reward critics; cost_critic: the cost critics (max over members).
         cost_threshold: `eps_c`, the per-step threshold (`per_step_threshold`).
         gamma: discount of both critics.
         num_samples: actions sampled per state in the E-step (N).
@@ -162,7 +164,8 @@ class CVPOLoss(nn.Module):
             next_q = self.target_critic(next_obs, next_action).min(dim=0).values
             target_q = reward + self.gamma * continuation * next_q
             # the cost value ignores termination (fixed-length episodes), as released
-            target_cost = cost + self.gamma * self.target_cost_critic(next_obs, next_action)[0]
+            next_cost = self.target_cost_critic(next_obs, next_action).max(dim=0).values
+            target_cost = (cost + self.gamma * next_cost).clamp_min(0.0)
         q = self.critic(obs, action)
         q_cost = self.cost_critic(obs, action)
         info = {"q_mean": q.detach().mean(), "cost_q_mean": q_cost.detach().mean()}
@@ -176,7 +179,7 @@ class CVPOLoss(nn.Module):
         flat_actions = actions.reshape(-1, actions.shape[-1])
         batch = obs.shape[0]
         q_reward = self.target_critic(flat_obs, flat_actions).min(dim=0).values
-        q_cost = self.target_cost_critic(flat_obs, flat_actions)[0]
+        q_cost = self.target_cost_critic(flat_obs, flat_actions).max(dim=0).values
         q_reward = q_reward.view(self.num_samples, batch).T  # [B, N]
         q_cost = q_cost.view(self.num_samples, batch).T
         eta, lam = solve_dual(

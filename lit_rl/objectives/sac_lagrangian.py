@@ -3,11 +3,15 @@
 The common safe-RL baseline (Ray, Achiam & Amodei 2019, "Benchmarking Safe Exploration";
 OmniSafe's SACLag). Besides SAC's losses (`lit_rl.objectives.sac`):
 
-    cost critic:  Q_c(s, a) -> c + gamma (1 - terminated) Q_c'(s', a'),  a' ~ pi(s')
-    actor:        (alpha log pi(a|s) - min_i Q_i(s, a) + lambda Q_c(s, a)) / (1 + lambda)
+    cost critic:  Q_c(s, a) -> c + gamma (1 - terminated) max_i Q_c,i'(s', a'),  a' ~ pi(s')
+    actor:        (alpha log pi(a|s) - min_i Q_i(s, a) + lambda max_i Q_c,i(s, a)) / (1 + lambda)
 
 Dividing by `1 + lambda` (OmniSafe) keeps the actor's gradient scale when the
-multiplier grows. The multiplier is not trained by gradient: the module updates it from
+multiplier grows. The cost side mirrors clipped double-Q: the actor *minimises* the cost
+value, so it seeks the cost critic's underestimates, and bootstrapping compounds them
+(a single cost critic's mean value fell to -4 on lit_rl/SafePointGoalSmall-v0 although
+every cost is >= 0, and the policy drove into hazards). The max over twin cost critics
+is the pessimistic estimate, and targets are clamped at 0 (costs are non-negative). The multiplier is not trained by gradient: the module updates it from
 episode costs (`lit_rl.objectives.lagrange.PIDLagrangian`).
 """
 
@@ -36,7 +40,7 @@ class SACLagrangianLoss(SACLoss):
     """SAC's losses plus `loss_cost_qvalue`, with the cost in the actor loss.
 
     Args (besides `SACLoss`'s):
-        cost_critic: the cost Q ensemble (its members' mean estimates the cost value).
+        cost_critic: the cost Q ensemble (the max over its members is the cost value).
         multiplier: the PID multiplier whose `value` weighs the cost.
         cost_gamma: discount of the cost critic (defaults to `gamma`).
 
@@ -66,8 +70,8 @@ class SACLagrangianLoss(SACLoss):
         with torch.no_grad():
             next_obs = td.get(self.keys.next_observation)
             next_action, _ = self.actor.sample(next_obs)
-            next_cost = self.target_cost_critic(next_obs, next_action).mean(dim=0)
-            target = cost + self.cost_gamma * continuation * next_cost
+            next_cost = self.target_cost_critic(next_obs, next_action).max(dim=0).values
+            target = (cost + self.cost_gamma * continuation * next_cost).clamp_min(0.0)
         q_cost = self.cost_critic(td.get(self.keys.observation), td.get(self.keys.action))
         return ensemble_l2_loss(q_cost, target), q_cost.detach().mean()
 
@@ -77,7 +81,7 @@ class SACLagrangianLoss(SACLoss):
         frozen = [p.detach() for p in self.critic.parameters()]
         q = self.critic.forward_with(frozen, obs, action).min(dim=0).values
         frozen_cost = [p.detach() for p in self.cost_critic.parameters()]
-        q_cost = self.cost_critic.forward_with(frozen_cost, obs, action).mean(dim=0)
+        q_cost = self.cost_critic.forward_with(frozen_cost, obs, action).max(dim=0).values
         lam = self.multiplier.value
         loss = ((self.alpha * log_prob - q + lam * q_cost) / (1.0 + lam)).mean()
         return loss, {"log_prob": log_prob.detach()}

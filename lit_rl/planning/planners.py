@@ -294,6 +294,10 @@ class ARCPlanner(SequencePlanner):
         """`kappa * score`, whose softmax over candidates gives the MPPI weights."""
         return self.kappa * self.score(observation, candidates)
 
+    def settle(self, observation, mean, candidates, weights) -> torch.Tensor:
+        """The plan kept (warm start) and executed in evaluation: the refined mean."""
+        return mean
+
     def plan(self, observation: torch.Tensor, explore: bool) -> torch.Tensor:
         prior = self.prior_candidates(observation)
         if self.mean_from_prior and prior is not None:
@@ -308,6 +312,7 @@ class ARCPlanner(SequencePlanner):
             new_var = torch.einsum("k,kha->ha", weights, (candidates - new_mean) ** 2)
             mean = self.mean_momentum * mean + (1.0 - self.mean_momentum) * new_mean
             var = self.smooth(var, new_var)
+        mean = self.settle(observation, mean, candidates, weights)
         self.mean = mean
         if explore:
             chosen = torch.multinomial(weights, 1).item()
@@ -405,6 +410,15 @@ class SafeARCPlanner(ARCPlanner):
             return -self.cost_kappa * cost
         score = self.reduce_returns(returns)
         return torch.where(feasible, self.kappa * score, torch.full_like(score, -torch.inf))
+
+    def settle(self, observation, mean, candidates, weights) -> torch.Tensor:
+        """The weighted mean of feasible sequences need not be feasible (the mean of a
+        detour left and a detour right of a hazard crosses it): keep the mean only when
+        it is predicted feasible, else the best-weighted candidate."""
+        _, cost = self.sequence_costs(observation, mean.unsqueeze(0))
+        if float(cost[0]) <= self.cost_threshold:
+            return mean
+        return candidates[weights.argmax()].clone()
 
 
 PLANNERS: dict[str, type[SequencePlanner]] = {
