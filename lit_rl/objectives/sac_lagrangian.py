@@ -11,8 +11,9 @@ multiplier grows. The cost side mirrors clipped double-Q: the actor *minimises* 
 value, so it seeks the cost critic's underestimates, and bootstrapping compounds them
 (a single cost critic's mean value fell to -4 on lit_rl/SafePointGoalSmall-v0 although
 every cost is >= 0, and the policy drove into hazards). The max over twin cost critics
-is the pessimistic estimate, and targets are clamped at 0 (costs are non-negative). The multiplier is not trained by gradient: the module updates it from
-episode costs (`lit_rl.objectives.lagrange.PIDLagrangian`).
+is the pessimistic estimate, and targets are clamped at 0 (costs are non-negative).
+The multiplier is not trained by gradient: the module updates it from episode costs
+(`lit_rl.objectives.lagrange.PIDLagrangian`).
 """
 
 from __future__ import annotations
