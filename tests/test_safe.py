@@ -416,3 +416,15 @@ def test_safe_resume_equals_uninterrupted_run(recipe, tmp_path):
         resumed.state_dict().items(), straight.state_dict().values(), strict=True
     ):
         torch.testing.assert_close(p_resumed, p_straight, rtol=0, atol=0, msg=name)
+
+
+def test_cvpo_threshold_uses_the_cost_discount_and_the_time_limit(tmp_path):
+    from lit_rl.config import load_recipe
+    from lit_rl.run import build_module
+
+    cfg = load_recipe(POINTGOAL, ["algo.cost_gamma=0.9"])
+    module = build_module(cfg, tmp_path)
+    expected = per_step_threshold(5, 0.9, 200)  # SafePointGoalSmall-v0: 200 steps
+    assert module.cost_threshold() == pytest.approx(expected)
+    assert module.loss_module.cost_threshold == pytest.approx(expected)
+    assert module.loss_module.cost_gamma == 0.9 and module.loss_module.gamma == 0.99

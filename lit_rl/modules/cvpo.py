@@ -38,6 +38,9 @@ class CVPO(OffPolicyModule):
         init_std: the policy's initial standard deviation per action.
         episode_length: T of the per-step threshold; None = the env's time limit.
         num_cost_qs: cost critics; the max over them is the cost value (1, as the paper).
+        cost_gamma: discount of the cost critic and of the threshold's conversion (None =
+            gamma, as the paper). A shorter cost horizon makes the cost value a function
+            of nearby hazards rather than of where later goals happen to be placed.
     """
 
     algo_name = "cvpo"
@@ -64,6 +67,7 @@ class CVPO(OffPolicyModule):
         init_std: float = 0.5,
         episode_length: int | None = None,
         num_cost_qs: int = 1,
+        cost_gamma: float | None = None,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -74,6 +78,7 @@ class CVPO(OffPolicyModule):
             **super().range_checks(),
             "num_samples": hp.num_samples >= 2,
             "num_cost_qs": hp.num_cost_qs >= 1,
+            "cost_gamma": hp.cost_gamma is None or 0 < hp.cost_gamma < 1,
             "kl_epsilon": hp.kl_epsilon > 0,
             "init_std": hp.init_std > 0,
             "episode_length": hp.episode_length is None or hp.episode_length >= 1,
@@ -88,7 +93,11 @@ class CVPO(OffPolicyModule):
     def cost_threshold(self) -> float:
         """eps_c from the recipe's episodic cost_limit."""
         hp = self.hparams
-        return per_step_threshold(hp.cost_limit, hp.gamma, self.episode_length())
+        return per_step_threshold(hp.cost_limit, self.cost_discount(), self.episode_length())
+
+    def cost_discount(self) -> float:
+        hp = self.hparams
+        return hp.gamma if hp.cost_gamma is None else hp.cost_gamma
 
     def make_loss(self) -> CVPOLoss:
         hp = self.hparams
@@ -105,6 +114,7 @@ class CVPO(OffPolicyModule):
             cost_critic,
             cost_threshold=self.cost_threshold(),
             gamma=hp.gamma,
+            cost_gamma=self.cost_discount(),
             num_samples=hp.num_samples,
             kl_epsilon=hp.kl_epsilon,
             kl_mean_epsilon=hp.kl_mean_epsilon,

@@ -110,7 +110,9 @@ class CVPOLoss(nn.Module):
             the critics) is the E-step's `pi_old`.
         critic: twin reward critics; cost_critic: the cost critics (max over members).
         cost_threshold: `eps_c`, the per-step threshold (`per_step_threshold`).
-        gamma: discount of both critics.
+        gamma: discount of the reward critics.
+        cost_gamma: discount of the cost critic (None = gamma); `cost_threshold` must be
+            computed with it.
         num_samples: actions sampled per state in the E-step (N).
         kl_epsilon: eps_KL of the E-step (0.1).
         kl_mean_epsilon, kl_cov_epsilon: the M-step's trust regions (0.001 each).
@@ -129,6 +131,7 @@ class CVPOLoss(nn.Module):
         cost_critic: EnsembleQCritic,
         cost_threshold: float,
         gamma: float = 0.99,
+        cost_gamma: float | None = None,
         num_samples: int = 32,
         kl_epsilon: float = 0.1,
         kl_mean_epsilon: float = 0.001,
@@ -144,6 +147,7 @@ class CVPOLoss(nn.Module):
         self.target_critic = copy.deepcopy(critic).requires_grad_(False)
         self.target_cost_critic = copy.deepcopy(cost_critic).requires_grad_(False)
         self.cost_threshold, self.gamma, self.num_samples = cost_threshold, gamma, num_samples
+        self.cost_gamma = gamma if cost_gamma is None else cost_gamma
         self.kl_epsilon = kl_epsilon
         self.kl_mean_epsilon, self.kl_cov_epsilon = kl_mean_epsilon, kl_cov_epsilon
         self.alpha_mean_scale, self.alpha_cov_scale = alpha_mean_scale, alpha_cov_scale
@@ -165,7 +169,7 @@ class CVPOLoss(nn.Module):
             target_q = reward + self.gamma * continuation * next_q
             # the cost value ignores termination (fixed-length episodes), as released
             next_cost = self.target_cost_critic(next_obs, next_action).max(dim=0).values
-            target_cost = (cost + self.gamma * next_cost).clamp_min(0.0)
+            target_cost = (cost + self.cost_gamma * next_cost).clamp_min(0.0)
         q = self.critic(obs, action)
         q_cost = self.cost_critic(obs, action)
         info = {"q_mean": q.detach().mean(), "cost_q_mean": q_cost.detach().mean()}
