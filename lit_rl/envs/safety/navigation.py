@@ -38,8 +38,8 @@ import torch
 ROBOT_XML = {
     "point": """
     <body name="robot" pos="0 0 0.1">
-      <joint name="x" type="slide" axis="1 0 0" damping="1.0"/>
-      <joint name="y" type="slide" axis="0 1 0" damping="1.0"/>
+      <joint name="x" type="slide" axis="1 0 0" damping="5.0"/>
+      <joint name="y" type="slide" axis="0 1 0" damping="5.0"/>
       <joint name="heading" type="hinge" axis="0 0 1" damping="0.02"/>
       <geom name="body" type="sphere" size="0.1" mass="1" rgba="0.8 0.3 0.3 1"/>
       <geom name="nose" type="box" pos="0.1 0 0" size="0.04 0.02 0.02" mass="0.01"/>
@@ -47,8 +47,8 @@ ROBOT_XML = {
     </body>""",
     "car": """
     <body name="robot" pos="0 0 0.1">
-      <joint name="x" type="slide" axis="1 0 0" damping="1.0"/>
-      <joint name="y" type="slide" axis="0 1 0" damping="1.0"/>
+      <joint name="x" type="slide" axis="1 0 0" damping="5.0"/>
+      <joint name="y" type="slide" axis="0 1 0" damping="5.0"/>
       <joint name="heading" type="hinge" axis="0 0 1" damping="0.02"/>
       <geom name="body" type="box" size="0.12 0.08 0.04" mass="1" rgba="0.3 0.3 0.8 1"/>
       <site name="robot" pos="0 0 0" size="0.01"/>
@@ -58,17 +58,20 @@ ROBOT_XML = {
 }
 ACTUATOR_XML = {
     "point": """
-    <motor name="forward" site="robot" gear="1 0 0 0 0 0" ctrlrange="-1 1" ctrllimited="true"/>
+    <motor name="forward" site="robot" gear="5 0 0 0 0 0" ctrlrange="-1 1" ctrllimited="true"/>
     <velocity name="turn" joint="heading" gear="1" kv="0.05" ctrlrange="-3 3"
               ctrllimited="true"/>""",
     "car": """
-    <motor name="left" site="left" gear="0.5 0 0 0 0 0" ctrlrange="-1 1" ctrllimited="true"/>
-    <motor name="right" site="right" gear="0.5 0 0 0 0 0" ctrlrange="-1 1"
+    <motor name="left" site="left" gear="2.5 0 0 0 0 0" ctrlrange="-1 1" ctrllimited="true"/>
+    <motor name="right" site="right" gear="2.5 0 0 0 0 0" ctrlrange="-1 1"
            ctrllimited="true"/>""",
 }
 # the point's turn actuator takes a turn rate in [-3, 3] rad/s from an action in [-1, 1]
 ACTION_SCALE = {"point": np.array([1.0, 3.0]), "car": np.array([1.0, 1.0])}
 VELOCITY_SCALE = 1.0  # observations are O(1) without normalisation
+# Slides are damped to a 0.2 s (5-step) time constant with a top speed of 1 m/s: a robot
+# that coasts for a second (damping 1, as first built) cannot brake within a planner's
+# 8-step horizon, and safe LOOP drove into hazards it saw only once no plan avoided them.
 
 
 def _model_xml(
