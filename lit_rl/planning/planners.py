@@ -228,8 +228,9 @@ class SequencePlanner:
         samples = self.sample(mean, var)
         return samples if prior is None else torch.cat([samples, prior], dim=0)
 
-    def score(self, observation: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-        returns = score_sequences(
+    def rollouts(self, observation, candidates, cost_fn: CostFn | None = None):
+        """`score_sequences` of `candidates` with this planner's model and value."""
+        return score_sequences(
             self.step,
             self.value,
             observation,
@@ -238,8 +239,11 @@ class SequencePlanner:
             self.gamma,
             self.members_step,
             self.num_members,
+            cost_fn=cost_fn,
         )
-        return self.reduce_returns(returns)
+
+    def score(self, observation: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        return self.reduce_returns(self.rollouts(observation, candidates))
 
     def reduce_returns(self, returns: torch.Tensor) -> torch.Tensor:
         """A sequence's score from its rollouts' returns `[K, rollouts]`: the mean, minus
@@ -389,17 +393,7 @@ class SafeARCPlanner(ARCPlanner):
 
     def sequence_costs(self, observation: torch.Tensor, candidates: torch.Tensor):
         """`(returns [K, rollouts], cost [K])`: each sequence's worst-case summed cost."""
-        returns, costs = score_sequences(
-            self.step,
-            self.value,
-            observation,
-            candidates,
-            self.particles,
-            self.gamma,
-            self.members_step,
-            self.num_members,
-            cost_fn=self.cost_fn,
-        )
+        returns, costs = self.rollouts(observation, candidates, cost_fn=self.cost_fn)
         return returns, costs.max(dim=1).values
 
     def mppi_logits(self, observation: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
