@@ -28,11 +28,11 @@ from lit_rl.planning.planners import ARCPlanner, CEMPlanner
 OBS_DIM, ACT_DIM = 11, 3
 
 
-def planners() -> dict[str, object]:
+def planners(device: torch.device) -> dict[str, object]:
     torch.manual_seed(0)
-    elites = EnsembleDynamics(OBS_DIM, ACT_DIM).elite_snapshot()
-    critic = EnsembleQCritic(OBS_DIM, ACT_DIM)
-    actor = TanhGaussianActor(OBS_DIM, ACT_DIM)
+    elites = EnsembleDynamics(OBS_DIM, ACT_DIM).to(device).elite_snapshot()
+    critic = EnsembleQCritic(OBS_DIM, ACT_DIM).to(device)
+    actor = TanhGaussianActor(OBS_DIM, ACT_DIM).to(device)
     q1_params = [p[:1] for p in critic.parameters()]
 
     def step(obs, action):  # actor rollouts: a random elite per row and step
@@ -66,8 +66,13 @@ def planners() -> dict[str, object]:
     }
 
 
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 @torch.no_grad()
-def matmul_floor_ms(repeats: int) -> tuple[float, float]:
+def matmul_floor_ms(repeats: int, device: torch.device) -> tuple[float, float]:
     """The default ARC's matrix products alone, back to back, with nothing else: a lower
     bound on its latency on this machine. Per env step: 5 iterations x 2 model steps of
     420 rows (105 sequences x 4 particles) through each of 5 elites of 4x200, plus 5
@@ -75,13 +80,15 @@ def matmul_floor_ms(repeats: int) -> tuple[float, float]:
     torch.manual_seed(0)
     sizes = [OBS_DIM + ACT_DIM, 200, 200, 200, 200, 2 * (OBS_DIM + 1)]
     model = [
-        (torch.randn(5, i, o), torch.randn(5, 1, o))
+        (torch.randn(5, i, o, device=device), torch.randn(5, 1, o, device=device))
         for i, o in zip(sizes[:-1], sizes[1:], strict=True)
     ]
     critic = [
-        (torch.randn(1, i, o), torch.randn(1, 1, o)) for i, o in [(14, 256), (256, 256), (256, 1)]
+        (torch.randn(1, i, o, device=device), torch.randn(1, 1, o, device=device))
+        for i, o in [(14, 256), (256, 256), (256, 1)]
     ]
-    model_x, critic_x = torch.randn(5, 420, sizes[0]), torch.randn(1, 2100, 14)
+    model_x = torch.randn(5, 420, sizes[0], device=device)
+    critic_x = torch.randn(1, 2100, 14, device=device)
 
     def forward(layers, x):
         for weight, bias in layers:
@@ -102,21 +109,24 @@ def matmul_floor_ms(repeats: int) -> tuple[float, float]:
     )
     for _ in range(10):
         plan()
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(repeats):
         plan()
+    synchronize(device)
     seconds = (time.perf_counter() - start) / repeats
     return 1000 * seconds, flops / seconds / 1e9
 
 
 @torch.no_grad()
-def latency_ms(planner, repeats: int) -> float:
-    obs = torch.randn(OBS_DIM)
+def latency_ms(planner, repeats: int, device: torch.device) -> float:
+    """Per env step, as an agent sees it: the chosen action is read back to the host."""
+    obs = torch.randn(OBS_DIM, device=device)
     for _ in range(10):
-        planner(obs, explore=True)
+        planner(obs, explore=True).cpu()
     start = time.perf_counter()
     for _ in range(repeats):
-        planner(obs, explore=True)
+        planner(obs, explore=True).cpu()
     return 1000 * (time.perf_counter() - start) / repeats
 
 
@@ -171,12 +181,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=100)
     parser.add_argument("--run-steps", type=int, default=2000)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (latency only)")
     args = parser.parse_args()
-    print(f"torch threads: {torch.get_num_threads()}")
+    device = torch.device(args.device)
+    card = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"torch threads: {torch.get_num_threads()}, device: {card}")
     print("Planning latency per env step, Hopper-v5 shapes (target <= 10 ms):")
-    for name, planner in planners().items():
-        print(f"  {name:<28} {latency_ms(planner, args.repeats):7.2f} ms")
-    floor_ms, gflops = matmul_floor_ms(args.repeats)
+    for name, planner in planners(device).items():
+        print(f"  {name:<28} {latency_ms(planner, args.repeats, device):7.2f} ms")
+    floor_ms, gflops = matmul_floor_ms(args.repeats, device)
     print(
         f"  {'its matrix products alone':<28} {floor_ms:7.2f} ms"
         f" ({gflops:.0f} GFLOP/s: the floor for this configuration here)"

@@ -63,6 +63,36 @@ def test_graphed_acting_rule_equals_eager_for_the_same_random_stream(noise_std):
     torch.testing.assert_close(graphed, eager)
 
 
+@pytest.mark.parametrize("actor_critic", [False, True])
+def test_graphed_consistency_acting_equals_eager_for_the_same_random_stream(actor_critic):
+    from lit_rl.modules.consistency import ConsistencyActing
+    from lit_rl.nets.conditional import ConditionalMLP
+    from lit_rl.nets.consistency import ConsistencyPolicy
+    from lit_rl.objectives.consistency import ConsistencyACLoss, ConsistencyBCLoss
+
+    torch.manual_seed(0)
+    policy = ConsistencyPolicy(ConditionalMLP(6, 2, (32, 32), "mish"), 2)
+    if actor_critic:
+        critic = EnsembleQCritic(6, 2, (32, 32), 2, "mish")
+        loss = ConsistencyACLoss(policy, critic, num_candidates=8).cuda()
+    else:
+        loss = ConsistencyBCLoss(policy).cuda()
+    acting = ConsistencyActing(loss, noise=0.0)
+    obs = torch.randn(5, 6, device="cuda")
+    acting(obs)  # capture
+    assert len(loss.graphed_act) == 1
+    graphed, eager = seeded(lambda: acting(obs)), seeded(lambda: loss.act(obs))
+    assert graphed.shape == (5, 2) and (graphed.abs() <= 1).all()
+    torch.testing.assert_close(graphed, eager)
+    with torch.no_grad():  # the graph follows in-place (EMA) weight updates
+        for param in loss.ema_policy.parameters():
+            param.mul_(0.5)
+    torch.testing.assert_close(seeded(lambda: acting(obs)), seeded(lambda: loss.act(obs)))
+    assert not torch.equal(acting(obs), acting(obs))  # fresh noise on each replay
+    ConsistencyActing(loss, noise=0.0, cuda_graphs=False)(torch.randn(3, 6, device="cuda"))
+    assert len(loss.graphed_act) == 1  # disabled: no graph for the new batch size
+
+
 def test_graphs_are_not_used_under_autocast_or_when_disabled():
     obs = torch.randn(5, 6, device="cuda")
     loss = small_dpmd_loss(cuda_graphs=False)
@@ -104,3 +134,92 @@ def test_sac_trains_on_gpu_in_bf16_mixed_precision(tmp_path):
     assert trainer.precision == "bf16-mixed" and trainer.strategy.root_device.type == "cuda"
     assert module.updates == 200
     assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+@pytest.fixture(scope="module")
+def pendulum_dataset(tmp_path_factory):
+    from lit_rl.data.collect import random_actor, rollout_steps, write_hdf5
+
+    path = tmp_path_factory.mktemp("data") / "pendulum.hdf5"
+    table = rollout_steps("Pendulum-v1", random_actor(1, 0), 300, seed=0)
+    write_hdf5(
+        table, path, "Pendulum-v1", {"ref_random_return": -1200.0, "ref_expert_return": -150.0}
+    )
+    return path
+
+
+OFFLINE_GPU = [
+    "progress_bar=false",
+    "logger=[csv]",
+    "eval.episodes=1",
+    "env.max_episode_steps=50",
+    "max_updates=40",
+    "eval.every_updates=20",
+    "checkpoint.every_updates=20",
+    "trainer.accelerator=gpu",
+]
+
+
+@pytest.mark.parametrize(
+    ("recipe", "extra"),
+    [
+        ("bc_pendulum", []),
+        ("cfpi_pendulum", []),
+        ("consistency_bc_pendulum", []),
+        ("consistency_ac_offline_pendulum", []),
+        ("loop_offline_pendulum", ["algo.model_max_epochs=2", "algo.num_samples=10"]),
+    ],
+)
+def test_offline_algorithms_train_on_gpu_from_a_dataset_on_the_gpu(
+    pendulum_dataset, tmp_path, recipe, extra
+):
+    path = str(REPO / "recipes" / f"{recipe}.yaml")
+    args = [*OFFLINE_GPU, *extra, f"dataset={pendulum_dataset}"]
+    trainer, module, run_dir = train([*args, f"run_dir={tmp_path}"], recipe=path)
+    assert trainer.strategy.root_device.type == "cuda"
+    assert module.updates == 40 and module.env_steps == 0
+    assert str(module.replay_buffer.storage.device).startswith("cuda")
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+    assert "eval/normalized_score" in (run_dir / "metrics.csv").read_text().splitlines()[0]
+    _, resumed, _ = train(
+        [*args, "max_updates=60", f"run_dir={tmp_path}"],
+        recipe=path,
+        resume=str(run_dir / "last.ckpt"),
+    )
+    assert resumed.updates == 60
+
+
+@pytest.mark.parametrize(
+    ("recipe", "extra"),
+    [
+        ("cvpo_pointgoal", []),
+        ("sac_lag_pointgoal", []),
+        (
+            "safe_loop_pointgoal",
+            ["algo.num_samples=16", "algo.model_hidden=[32,32]", "algo.model_max_epochs=2"],
+        ),
+        ("loop_pendulum", ["algo.num_samples=16", "algo.model_hidden=[32,32]"]),
+        ("consistency_ac_pendulum", ["algo.num_candidates=4"]),
+    ],
+)
+def test_online_algorithms_train_on_gpu(tmp_path, recipe, extra):
+    path = str(REPO / "recipes" / f"{recipe}.yaml")
+    overrides = small_overrides(
+        tmp_path,
+        *extra,
+        "max_env_steps=300",
+        "eval.every_env_steps=300",
+        "checkpoint.every_env_steps=300",
+        "algo.model_train_every=100" if "loop" in recipe else "algo.batch_size=32",
+        "trainer.accelerator=gpu",
+    )
+    if recipe.startswith("consistency"):
+        overrides = [o for o in overrides if not o.startswith("algo.actor_hidden")]
+    trainer, module, run_dir = train(overrides, recipe=path)
+    assert trainer.strategy.root_device.type == "cuda"
+    assert module.env_steps == 300 and module.updates > 0
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+    header = (run_dir / "metrics.csv").read_text().splitlines()[0]
+    if "pointgoal" in recipe:
+        assert str(module.replay_buffer.storage.device).startswith("cuda")
+        assert "eval/cost_mean" in header

@@ -178,3 +178,18 @@ def test_lit_rl_eval_plans_with_a_loop_checkpoint(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["env_steps"] == 300 and report["episodes"] == 1
+
+
+def test_planner_acting_sends_observations_where_its_networks_are():
+    """A planner has no parameters: the policy asks the module it computes on (on a GPU,
+    observations from CPU envs must move there; tests/test_cuda.py runs LOOP there)."""
+    from lit_rl.modules.planner_acting import PlannerActing
+    from lit_rl.modules.policy import ActingPolicy
+
+    networks = torch.nn.Linear(2, 2).to(torch.float64)
+    assert ActingPolicy(PlannerActing(None, computes_on=networks)).acting_device() == (
+        torch.device("cpu")
+    )
+    assert PlannerActing(None).device is None
+    assert "_computes_on" not in dict(PlannerActing(None, networks).named_modules())
+    assert not list(PlannerActing(None, networks).parameters())  # not saved twice

@@ -22,16 +22,22 @@ from lit_rl.objectives.consistency import CRITIC_TARGETS, ConsistencyACLoss, Con
 
 
 class ConsistencyActing(nn.Module):
-    """The loss's acting rule; exploring adds Gaussian noise of std `noise` (online)."""
+    """The loss's acting rule; exploring adds Gaussian noise of std `noise` (online).
 
-    def __init__(self, loss: ConsistencyBCLoss, noise: float) -> None:
+    On a GPU (with `cuda_graphs`, outside autocast) the rule replays from the loss's CUDA
+    graph per batch size: sampling and the candidates' Q are ~30-60 small kernels whose
+    launches, not arithmetic, set the latency (as for the diffusion policies).
+    """
+
+    def __init__(self, loss: ConsistencyBCLoss, noise: float, cuda_graphs: bool = True) -> None:
         super().__init__()
-        self.loss, self.noise = loss, noise
+        self.loss, self.noise, self.cuda_graphs = loss, noise, cuda_graphs
 
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
         batched = observation.dim() > 1
         obs = observation if batched else observation.unsqueeze(0)
-        action = self.loss.act(obs)
+        graphs = self.cuda_graphs and obs.is_cuda and not torch.is_autocast_enabled("cuda")
+        action = self.loss.graphed_act(obs) if graphs else self.loss.act(obs)
         if not acting_deterministically() and self.noise > 0:
             action = (action + self.noise * torch.randn_like(action)).clamp(-1.0, 1.0)
         return (action if batched else action.squeeze(0)).float()
@@ -57,6 +63,8 @@ class ConsistencyBC(OffPolicyModule):
         sigma_data, sigma_min, sigma_max, rho: the consistency parametrisation (0.5,
             0.002, 80, 7).
         explore_noise: Gaussian noise added to actions when collecting (online).
+        cuda_graphs: on a GPU, replay the acting rule from CUDA graphs (see
+            `ConsistencyActing`).
     """
 
     algo_name = "consistency_bc"
@@ -78,6 +86,7 @@ class ConsistencyBC(OffPolicyModule):
         sigma_max: float = 80.0,
         rho: float = 7.0,
         explore_noise: float = 0.0,
+        cuda_graphs: bool = True,
         **kwargs,
     ) -> None:
         if consistency_training not in CT_VARIANTS:
@@ -114,7 +123,8 @@ class ConsistencyBC(OffPolicyModule):
         return ConsistencyBCLoss(self.make_policy_net(), self.hparams.consistency_training)
 
     def make_policy(self) -> TensorDictModuleBase:
-        return ActingPolicy(ConsistencyActing(self.loss_module, self.hparams.explore_noise))
+        hp = self.hparams
+        return ActingPolicy(ConsistencyActing(self.loss_module, hp.explore_noise, hp.cuda_graphs))
 
     def consistency_points(self, updates: int) -> int:
         """Karras boundaries of consistency training at update `updates`."""

@@ -163,7 +163,10 @@ class LOOP(SAC):
     def make_policy(self) -> TensorDictModuleBase:
         if self.hparams.planner == "policy":
             return make_gaussian_policy(self.loss_module.actor)
-        return ActingPolicy(PlannerActing(self.make_planner()), in_keys=("observation", "is_init"))
+        return ActingPolicy(
+            PlannerActing(self.make_planner(), computes_on=self.loss_module),
+            in_keys=("observation", "is_init"),
+        )
 
     def eval_policies(self) -> dict[str, TensorDictModuleBase]:
         policies = {"": self.make_policy()}

@@ -150,7 +150,10 @@ class OfflinePlanning:
         )
 
     def make_policy(self) -> TensorDictModuleBase:
-        return ActingPolicy(PlannerActing(self.make_planner()), in_keys=("observation", "is_init"))
+        return ActingPolicy(
+            PlannerActing(self.make_planner(), computes_on=self.loss_module),
+            in_keys=("observation", "is_init"),
+        )
 
     def eval_policies(self) -> dict[str, TensorDictModuleBase]:
         """The planner (`eval/return_mean`) and its prior alone (`eval/prior_return_mean`)."""

@@ -16,13 +16,24 @@ class PlannerActing(nn.Module):
 
     Explores (ARC: samples by the MPPI weights) unless the exploration type is
     deterministic, as in evaluation.
+
+    A planner holds no parameters of its own, so `ActingPolicy` cannot tell from it where
+    to send observations: `device` is that of `computes_on`, the module whose networks
+    the planner calls (held by reference, not registered, so it is not saved twice).
     """
 
-    def __init__(self, planner: SequencePlanner) -> None:
+    def __init__(self, planner: SequencePlanner, computes_on: nn.Module | None = None) -> None:
         super().__init__()
         self.planner = planner
+        self._computes_on = (computes_on,)
         self.plan_seconds = 0.0
         self.plans = 0
+
+    @property
+    def device(self) -> torch.device | None:
+        module = self._computes_on[0]
+        tensor = None if module is None else next(module.parameters(), None)
+        return None if tensor is None else tensor.device
 
     def forward(self, observation: torch.Tensor, is_init: torch.Tensor) -> torch.Tensor:
         if bool(is_init.any()):

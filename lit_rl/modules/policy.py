@@ -60,7 +60,11 @@ class ActingPolicy(TensorDictModuleBase):
         self.out_keys = ["action"]
 
     def acting_device(self) -> torch.device | None:
-        """Where `acting` computes: its first parameter's (or buffer's) device."""
+        """Where `acting` computes: its `device` if it names one (a planner), else its
+        first parameter's (or buffer's) device."""
+        device = getattr(self.acting, "device", None)
+        if device is not None:
+            return device
         tensor = next(self.acting.parameters(), None)
         if tensor is None:
             tensor = next(self.acting.buffers(), None)

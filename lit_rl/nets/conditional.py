@@ -132,6 +132,9 @@ def softmax_choice(
         raise ValueError(
             f"scores {tuple(scores.shape)} do not match candidates {tuple(candidates.shape)}"
         )
-    probs = torch.softmax(scores.float(), dim=1)
-    index = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    # Gumbel-max (as exponential races): the same distribution as `multinomial` without
+    # its host synchronisation, so the rule can be replayed from a CUDA graph.
+    logits = torch.log_softmax(scores.float(), dim=1)
+    races = torch.empty_like(logits).exponential_(generator=generator)
+    index = (logits - races.log()).argmax(dim=1)
     return candidates[torch.arange(candidates.shape[0], device=candidates.device), index]

@@ -135,6 +135,15 @@ class ConsistencyPolicy(nn.Module):
             ]
         return cache[steps]
 
+    def time_inputs(self, steps: int | None, device: torch.device) -> torch.Tensor:
+        """The plan's time inputs as a tensor on `device`, made once: a host-to-device
+        copy on every call would block CUDA-graph capture of the sampler."""
+        cache = self.__dict__.setdefault("_time_inputs", {})
+        key = (self.sampling_steps if steps is None else steps, device)
+        if key not in cache:
+            cache[key] = torch.tensor([t for t, *_ in self.sampling_plan(steps)], device=device)
+        return cache[key]
+
     def sample(
         self, observation: torch.Tensor, num_samples: int = 1, steps: int | None = None
     ) -> torch.Tensor:
@@ -148,7 +157,7 @@ class ConsistencyPolicy(nn.Module):
         """
         batch = observation.shape[0]
         plan = self.sampling_plan(steps)
-        times = torch.tensor([time for time, *_ in plan])
+        times = self.time_inputs(steps, observation.device)
         call = self.net.conditioned(observation, num_samples, times=times)
         action, shape = None, (batch * num_samples, self.act_dim)
         for index, (_, noise_scale, c_skip, c_out) in enumerate(plan):

@@ -27,6 +27,7 @@ from torch import nn
 from lit_rl.nets.conditional import softmax_choice
 from lit_rl.nets.consistency import CT_VARIANTS, ConsistencyPolicy
 from lit_rl.nets.critics import EnsembleQCritic
+from lit_rl.nets.cuda_graphs import GraphedCall
 from lit_rl.objectives.sac import SACKeys, ensemble_l2_loss, reward_and_continuation
 from lit_rl.objectives.sarsa import dataset_next_action
 from lit_rl.objectives.targets import polyak_update
@@ -51,6 +52,8 @@ class ConsistencyBCLoss(nn.Module):
         self.policy = policy
         self.ema_policy = copy.deepcopy(policy).requires_grad_(False)
         self.variant = variant
+        # `act` replayed from one CUDA graph per batch size (GPU acting; not a submodule)
+        self.graphed_act = GraphedCall(self.act)
 
     def consistency_loss(self, batch: TensorDictBase, num_points: int) -> torch.Tensor:
         target = self.policy if self.variant == "improved" else self.ema_policy

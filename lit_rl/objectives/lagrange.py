@@ -59,8 +59,8 @@ class PIDLagrangian(nn.Module):
             self.smoothed_d.fill_(cost)
             self.history.fill_(cost)
         else:
-            self.smoothed_p.lerp_(torch.tensor(cost), 1.0 - self.ema_p)
-            self.smoothed_d.lerp_(torch.tensor(cost), 1.0 - self.ema_d)
+            self.smoothed_p.lerp_(torch.full_like(self.smoothed_p, cost), 1.0 - self.ema_p)
+            self.smoothed_d.lerp_(torch.full_like(self.smoothed_d, cost), 1.0 - self.ema_d)
         error = cost - self.cost_limit
         self.integral.fill_(max(0.0, float(self.integral) + self.ki * error))
         derivative = max(0.0, float(self.smoothed_d) - float(self.history[0]))

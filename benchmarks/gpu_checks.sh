@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The GPU checks of the open issues, as one script for a lent GPU machine (see
+# CONTRIBUTING notes in docs/engine.md): CUDA tests, then the benchmarks' GPU numbers.
+# Expects lit_rl's missing dependencies as wheels in .whl/ (torch comes with the machine)
+# and writes its log to $OUT/gpu_checks.log. Each step has its own time limit so that one
+# slow step cannot cost the others.
+#
+#     bash benchmarks/gpu_checks.sh                       # every step
+#     bash benchmarks/gpu_checks.sh cuda-tests offline    # only these
+set -u
+OUT=${OUT:-/tmp/gpu_checks}
+mkdir -p "$OUT"
+LOG="$OUT/gpu_checks.log"
+if [ -d .whl ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site:$PWD
+    # setup.py installs callbacks/ as lit_rl.callbacks; without an install, link it
+    [ -e lit_rl/callbacks ] || ln -s ../callbacks lit_rl/callbacks
+fi
+export PYTHONUNBUFFERED=1 RL_WARNINGS=False
+STEPS=" $* "
+step() {  # step SECONDS NAME COMMAND...
+    local limit=$1 name=$2
+    shift 2
+    [ "$STEPS" = "  " ] || [[ "$STEPS" == *" $name "* ]] || return 0
+    echo "=== $name ($(date +%T))" | tee -a "$LOG"
+    timeout "$limit" "$@" 2>&1 | tee -a "$LOG"
+    echo "=== $name: exit ${PIPESTATUS[0]}" | tee -a "$LOG"
+}
+step 30 versions python3 -c "import torch, torchrl, tensordict, lightning, gymnasium, mujoco
+print(torch.__version__, torch.cuda.get_device_name(0), torchrl.__version__,
+      tensordict.__version__, lightning.__version__, gymnasium.__version__, mujoco.__version__)"
+step 200 cuda-tests python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
+step 60 consistency python3 benchmarks/consistency.py --device cuda
+step 40 planning python3 benchmarks/planning.py --device cuda --run-steps 0
+step 150 offline python3 benchmarks/offline.py --device cuda --updates 2000 --rounds 2
+step 90 sac-halfcheetah python3 -c "from lit_rl.cli import main; raise SystemExit(main())" \
+    run recipes/sac_halfcheetah.yaml trainer.accelerator=gpu max_env_steps=7000 \
+    algo.warmup_steps=1000 eval.every_env_steps=100000 eval.episodes=1 \
+    checkpoint.every_env_steps=100000 progress_bar=false "logger=[csv]" \
+    run_dir=/tmp/sac_halfcheetah
+[ -f /tmp/sac_halfcheetah/metrics.csv ] && python3 - <<'PY' 2>&1 | tee -a "$LOG"
+import csv
+rows = [r for r in csv.DictReader(open("/tmp/sac_halfcheetah/metrics.csv")) if r.get("time/env_fps")]
+print("SAC HalfCheetah-v5 on GPU, time/env_fps by env step:",
+      [(r.get("env_steps") or r.get("step"), round(float(r["time/env_fps"]), 1)) for r in rows])
+PY
