@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from lit_rl.seeding import eval_env_seed
@@ -53,9 +55,10 @@ class EvalCallback(pl.Callback):
     Removing this callback does not change learning.
     """
 
-    def __init__(self, every: int = 5000, episodes: int = 5) -> None:
+    def __init__(self, every: int = 5000, episodes: int = 5, video: bool = False) -> None:
         self.every = every
         self.episodes = episodes
+        self.video = video
         self.next_eval_at = every
         self.evaluated_at = -1  # the clock at the last evaluation (the end skips a repeat)
         self.last: dict[str, float] = {}
@@ -94,6 +97,8 @@ class EvalCallback(pl.Callback):
                     self.last[f"{prefix}{kind}_std"] = float(values.std(unbiased=False))
         finally:
             module.train(was_training)
+        if self.video:
+            self.record_video(trainer, module, seed)
         score = module.normalized_score(self.last.get("eval/return_mean"))
         if score is not None:
             self.last["eval/normalized_score"] = score
@@ -103,18 +108,53 @@ class EvalCallback(pl.Callback):
         module.log_metrics(self.last)
         return self.last
 
+    def record_video(self, trainer: pl.Trainer, module, seed: int) -> None:
+        """The first evaluation episode as `videos/eval-<clock>.mp4` in the run folder (clock:
+        env steps, or updates offline)."""
+        from lit_rl.video import record_episode, send_video
+
+        path = Path(module.hparams.run_dir) / "videos" / f"eval-{module.progress}.mp4"
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.random.fork_rng():
+                record_episode(module, seed, path)
+        finally:
+            module.train(was_training)
+        send_video(trainer.loggers, "eval/video", path, module.updates)
+
+    def evaluate_and_publish(self, trainer: pl.Trainer, module) -> None:
+        """Evaluate on rank 0, share the result with every rank as Lightning's
+        `callback_metrics`, then let the callbacks that watch eval metrics act: this is
+        lit_rl's "validation end" (a checkpoint watching `eval/return_mean` keeps the
+        best, an `EarlyStopping` on it may stop the run). Every rank reaches this at the
+        same update (the clock is global), so the broadcast and any save are collective."""
+        last = self.run(trainer, module) if trainer.is_global_zero else None
+        if trainer.world_size > 1:
+            last = trainer.strategy.broadcast(last, src=0)
+        self.last, self.evaluated_at = last, module.progress
+        for key, value in last.items():
+            trainer.callback_metrics[key] = torch.tensor(value)
+        for callback in trainer.callbacks:
+            watches = getattr(callback, "monitor", None)
+            if not (isinstance(watches, str) and watches in last):
+                continue
+            if isinstance(callback, ModelCheckpoint):
+                callback._save_topk_checkpoint(trainer, callback._monitor_candidates(trainer))
+            elif isinstance(callback, EarlyStopping):
+                callback._run_early_stopping_check(trainer)
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if pl_module.progress < self.next_eval_at:
             return
         while self.next_eval_at <= pl_module.progress:
             self.next_eval_at += self.every
-        if trainer.is_global_zero:
-            self.run(trainer, pl_module)
+        self.evaluate_and_publish(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module) -> None:
         fresh = pl_module.progress != self.evaluated_at
-        if trainer.is_global_zero and pl_module.progress > 0 and fresh:
-            self.run(trainer, pl_module)
+        if pl_module.progress > 0 and fresh:
+            self.evaluate_and_publish(trainer, pl_module)
         if self._env is not None:
             self._env.close()
             self._env = None

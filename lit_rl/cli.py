@@ -1,12 +1,16 @@
-"""`lit-rl run|eval` and the `lightning run` shim.
+"""`lit-rl run|eval|collect|export|plot|recipes` and the `lightning run` shim.
 
-    lit-rl run RECIPE.yaml [key=value ...]
+    lit-rl run RECIPE [key=value ...]                 RECIPE: a file or a shipped name
+    lit-rl run RECIPE seed=0,1,2 [--jobs N]           one run per seed (or --seeds 0-4)
     lit-rl run --resume RUN_DIR|CKPT [key=value ...]   (continues in place)
-    lit-rl run RECIPE.yaml --init-from CKPT            (offline checkpoint, online run)
+    lit-rl run RECIPE --init-from CKPT                 (offline checkpoint, online run)
     lit-rl eval CKPT [--episodes N] [--seed S]
     lit-rl collect random|CKPT --env ID --steps N --out FILE.hdf5 [--noise S] [--seed K]
                                                       [--minari NAME]
-    lightning run RECIPE.yaml ...   (same as lit-rl run; other subcommands go to lightning-sdk)
+    lit-rl export CKPT --out policy.pt2
+    lit-rl plot RUN_DIR_OR_GLOB... [--metric M] [--out FILE] [--aggregate]
+    lit-rl recipes
+    lightning run RECIPE ...   (same as lit-rl run; other subcommands go to lightning-sdk)
 
 Bad input exits with code 2 and one line on stderr; a NaN/inf loss exits with code 3; a
 file that cannot be written (disk full, quota, read-only) exits with code 4;
@@ -60,16 +64,48 @@ def _quiet_third_party() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+EPILOG = """\
+recipes: RECIPE is a YAML file, or the name of a recipe shipped with lit_rl
+  (`lit-rl recipes` lists them; `lit-rl run sac_pendulum` works from any folder).
+  A recipe's `defaults:` are paths relative to the recipe file.
+
+exit codes: 0 done; 2 bad input (one line on stderr); 3 a NaN/inf loss; 4 a file could
+  not be written; 130 Ctrl-C and 143 SIGTERM (both after writing last.ckpt).
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
+    from lit_rl import __version__
+
     parser = argparse.ArgumentParser(
-        prog="lit-rl", description="Train and evaluate lit_rl recipes."
+        prog="lit-rl",
+        description="Train, evaluate, export and compare lit_rl runs.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="train a recipe")
+    parser.add_argument("--version", action="version", version=f"lit_rl {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text[0].upper() + help_text[1:] + ".",
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    run = command("run", "train a recipe")
     run.add_argument(
-        "recipe", nargs="?", help="path to a recipe YAML file (not needed with --resume)"
+        "recipe",
+        nargs="?",
+        help="a recipe YAML file or a shipped recipe's name (not needed with --resume)",
     )
-    run.add_argument("overrides", nargs="*", help="dot-list overrides such as algo.batch_size=512")
+    run.add_argument(
+        "overrides",
+        nargs="*",
+        help="dot-list overrides such as algo.batch_size=512; seed=0,1,2 runs each seed",
+    )
     run.add_argument(
         "--resume",
         metavar="RUN_DIR|CKPT",
@@ -85,27 +121,75 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--print-config", action="store_true", help="print the resolved recipe and exit"
     )
-    ev = sub.add_parser("eval", help="evaluate a checkpoint with deterministic episodes")
-    ev.add_argument("checkpoint")
-    ev.add_argument("--episodes", type=int, default=10)
+    run.add_argument(
+        "--seeds",
+        metavar="SPEC",
+        help="one run per seed, each in its own folder: 0-4 or 0,1,2 (same as seed=0,1,2)",
+    )
+    run.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with several seeds: run N of them at a time as separate processes (default 1)",
+    )
+    ev = command("eval", "evaluate a checkpoint with deterministic episodes (prints JSON)")
+    ev.add_argument("checkpoint", help="a .ckpt file written by a lit_rl run")
+    ev.add_argument("--episodes", type=int, default=10, help="episodes to run (default 10)")
     ev.add_argument(
         "--seed",
         type=int,
         default=None,
         help="eval env seed (default: the run's own eval stream, as during training)",
     )
-    col = sub.add_parser(
-        "collect", help="roll a policy out and write a D4RL-layout HDF5 (or Minari) dataset"
-    )
+    col = command("collect", "roll a policy out and write a D4RL-layout HDF5 (or Minari) dataset")
     col.add_argument("policy", help="'random' or a lit_rl checkpoint (its acting policy)")
     col.add_argument("--env", help="Gymnasium env id (default: the checkpoint's)")
     col.add_argument("--steps", type=int, required=True, help="env steps to record")
     col.add_argument("--out", help="the HDF5 file to write (D4RL layout)")
     col.add_argument("--minari", metavar="NAME", help="write a local Minari dataset instead")
     col.add_argument("--noise", type=float, default=0.0, help="Gaussian action noise std")
-    col.add_argument("--seed", type=int, default=0)
+    col.add_argument("--seed", type=int, default=0, help="env and noise seed (default 0)")
     col.add_argument("--ref-random", type=float, help="reference return of a random policy")
     col.add_argument("--ref-expert", type=float, help="reference return of an expert")
+    exp = command(
+        "export",
+        "write a checkpoint's deterministic acting policy as a torch.export program",
+    )
+    exp.add_argument("checkpoint", help="a .ckpt file written by a lit_rl run")
+    exp.add_argument(
+        "--out",
+        required=True,
+        help="the .pt2 file to write; load it with torch.export.load(PATH).module() "
+        "(observation batch in, action in the env's own bounds out; needs only torch)",
+    )
+    plot = command("plot", "draw learning curves of runs, grouped by recipe across seeds")
+    plot.add_argument(
+        "runs", nargs="+", metavar="RUN_DIR_OR_GLOB", help="run folders (or glob patterns)"
+    )
+    plot.add_argument(
+        "--metric",
+        default="eval/return_mean",
+        help="metrics.csv column to draw (default eval/return_mean)",
+    )
+    plot.add_argument(
+        "--out",
+        default="curves.png",
+        help="image to write; an .svg is written beside a .png (default curves.png)",
+    )
+    plot.add_argument(
+        "--aggregate",
+        action="store_true",
+        help="also draw IQM and optimality gap per algorithm across tasks and seeds "
+        "(stratified bootstrap 95%% CIs), to OUT's stem + _aggregate",
+    )
+    plot.add_argument(
+        "--gap-threshold",
+        type=float,
+        default=100.0,
+        help="score the optimality gap counts up to (default 100: normalised scores)",
+    )
+    command("recipes", "list the recipes shipped with lit_rl")
     return parser
 
 
@@ -118,10 +202,12 @@ def load_run_config(args: argparse.Namespace) -> tuple[dict, str | None]:
     from lit_rl.config import load_recipe
 
     if not args.resume:
+        from lit_rl.recipe_paths import find_recipe
+
         if args.recipe is None:
             raise ConfigError("give a recipe file (lit-rl run RECIPE.yaml) or --resume RUN_DIR")
         init = [f"init_from={args.init_from}"] if args.init_from else []
-        return load_recipe(args.recipe, [*args.overrides, *init]), None
+        return load_recipe(find_recipe(args.recipe), [*args.overrides, *init]), None
     from lit_rl.modules.state import load_plain
     from lit_rl.run import resume_target
 
@@ -146,7 +232,25 @@ def load_run_config(args: argparse.Namespace) -> tuple[dict, str | None]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from lit_rl.config import to_yaml
+    from lit_rl.seeds import parse_seeds, run_seeds, split_seed_override
 
+    overrides, seeds = split_seed_override(args.overrides)
+    if args.seeds is not None:
+        if seeds is not None:
+            raise ConfigError("give the seeds once: --seeds or seed=..., not both")
+        seeds = parse_seeds(args.seeds)
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+    if seeds is not None and len(seeds) > 1:
+        if args.resume or args.print_config:
+            raise ConfigError("several seeds start fresh runs; drop --resume/--print-config")
+        if args.recipe is None:
+            raise ConfigError("give a recipe file (lit-rl run RECIPE.yaml) to run seeds of")
+        extra = [f"init_from={args.init_from}"] if args.init_from else []
+        return run_seeds(args.recipe, [*overrides, *extra], seeds, args.jobs)
+    if seeds is not None:
+        overrides = [*overrides, f"seed={seeds[0]}"]
+    args.overrides = overrides
     cfg, resume = load_run_config(args)
     if args.print_config:
         print(to_yaml(cfg), end="")
@@ -273,6 +377,44 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from lit_rl.recipe_paths import recipe_summary, shipped_recipes
+
+    recipes = shipped_recipes()
+    width = max(map(len, recipes))
+    for name, path in recipes.items():
+        print(f"{name:<{width}}  {recipe_summary(path)}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from lit_rl.api import export_policy
+
+    path = export_policy(args.checkpoint, args.out)
+    print(json.dumps({"checkpoint": args.checkpoint, "program": str(path)}))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from lit_rl.plotting import plot_command
+
+    for path in plot_command(
+        args.runs, args.metric, Path(args.out), args.aggregate, args.gap_threshold
+    ):
+        print(path)
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "eval": cmd_eval,
+    "collect": cmd_collect,
+    "export": cmd_export,
+    "plot": cmd_plot,
+    "recipes": cmd_recipes,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     # Overrides may also follow options (`--resume CKPT seed=3`): collect the leftovers.
@@ -284,11 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     _quiet_third_party()
     try:
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "collect":
-            return cmd_collect(args)
-        return cmd_eval(args)
+        return COMMANDS[args.command](args)
     except ConfigError as err:
         print(f"lit-rl: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -304,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 RECIPE_SUFFIXES = (".yaml", ".yml")
-LIT_RL_RUN_OPTIONS = ("--resume", "--print-config", "--init-from")
+LIT_RL_RUN_OPTIONS = ("--resume", "--print-config", "--init-from", "--seeds", "--jobs")
 
 
 def is_lit_rl_run(argv: Sequence[str]) -> bool:
@@ -313,7 +451,11 @@ def is_lit_rl_run(argv: Sequence[str]) -> bool:
     if len(argv) < 2 or argv[0] != "run":
         return False
     first = argv[1]
-    return first.endswith(RECIPE_SUFFIXES) or first.split("=", 1)[0] in LIT_RL_RUN_OPTIONS
+    if first.endswith(RECIPE_SUFFIXES) or first.split("=", 1)[0] in LIT_RL_RUN_OPTIONS:
+        return True
+    from lit_rl.recipe_paths import shipped_recipes
+
+    return first in shipped_recipes()  # `lightning run sac_pendulum`
 
 
 def lightning_main(argv: Sequence[str] | None = None) -> int:

@@ -56,10 +56,26 @@ TOP_LEVEL: dict[str, Any] = {
     "experiment": str,
     "init_from": str,
     "cost_limit": float | None,
+    "early_stopping": dict | None,
 }
 ENV_KEYS = {"id": str, "max_episode_steps": int | None}
-EVAL_KEYS = {"every_env_steps": int, "every_updates": int, "episodes": int}
-CHECKPOINT_KEYS = {"every_env_steps": int, "every_updates": int, "keep": int}
+EVAL_KEYS = {"every_env_steps": int, "every_updates": int, "episodes": int, "video": bool}
+CHECKPOINT_KEYS = {
+    "every_env_steps": int,
+    "every_updates": int,
+    "keep": int,
+    "best": str | None,  # the eval metric best.ckpt follows (null: no best.ckpt)
+    "best_mode": str,  # max or min
+}
+# Lightning's EarlyStopping arguments a recipe may set (it watches an eval metric)
+EARLY_STOPPING_KEYS = {
+    "monitor": str,
+    "mode": str,
+    "patience": int,
+    "min_delta": float,
+    "stopping_threshold": float | None,
+    "divergence_threshold": float | None,
+}
 # Trainer arguments the engine owns: the run's length comes from max_env_steps, and
 # run_dir, logger and callbacks have their own recipe keys.
 RESERVED_TRAINER_KEYS = {
@@ -157,6 +173,20 @@ def _suggest(key: str, valid: collections.abc.Iterable[str]) -> str:
     return f"{hint}; valid keys: {', '.join(valid)}"
 
 
+def _default_path(recipe: Path, item: str) -> Path:
+    """A `defaults:` entry: a path relative to the recipe file, else (when no such file
+    exists) a shipped recipe's name, so a user's recipe can build on `sac_pendulum`."""
+    relative = recipe.parent / item
+    if relative.is_file():
+        return relative
+    from lit_rl.recipe_paths import find_recipe
+
+    try:
+        return find_recipe(item)
+    except ConfigError:
+        return relative  # reported as "recipe file not found: <relative path>"
+
+
 def _load_file(path: Path, seen: tuple[Path, ...] = ()) -> DictConfig:
     """Load `path` with its `defaults` merged underneath it, depth first."""
     if not path.is_file():
@@ -176,7 +206,7 @@ def _load_file(path: Path, seen: tuple[Path, ...] = ()) -> DictConfig:
     merged = OmegaConf.create({})
     for item in defaults:
         merged = OmegaConf.merge(
-            merged, _load_file(path.parent / str(item), (*seen, path.resolve()))
+            merged, _load_file(_default_path(path, str(item)), (*seen, path.resolve()))
         )
     return OmegaConf.merge(merged, raw)
 
@@ -280,13 +310,13 @@ def algorithm_defaults(algo_cls: type) -> dict[str, Any]:
 
 def with_algorithm_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
     """`cfg` with its `algo` section completed by the algorithm's defaults."""
-    from lit_rl.modules import ALGORITHMS
+    from lit_rl.modules import algorithm_class
 
     if "experiment" in cfg:
         return cfg
     algo = dict(cfg["algo"])
     name = algo.pop("name")
-    return {**cfg, "algo": {"name": name, **algorithm_defaults(ALGORITHMS[name]), **algo}}
+    return {**cfg, "algo": {"name": name, **algorithm_defaults(algorithm_class(name)), **algo}}
 
 
 def trainer_schema() -> dict[str, Any]:
@@ -323,7 +353,7 @@ def validate_experiment(cfg: dict[str, Any], source: str) -> None:
 
 def validate(cfg: dict[str, Any], source: str = "recipe") -> None:
     """Raise `ConfigError` for unknown keys, wrong types or missing required keys."""
-    from lit_rl.modules import ALGORITHMS
+    from lit_rl.modules import algorithm_class
 
     if "experiment" in cfg:
         validate_experiment(cfg, source)
@@ -365,13 +395,22 @@ def validate(cfg: dict[str, Any], source: str = "recipe") -> None:
         raise ConfigError(f"{source}: 'cost_limit' must be >= 0, got {cfg['cost_limit']}")
     _check_section("eval", cfg.get("eval", {}), EVAL_KEYS, source)
     _check_section("checkpoint", cfg.get("checkpoint", {}), CHECKPOINT_KEYS, source)
+    if cfg.get("checkpoint", {}).get("best_mode", "max") not in ("max", "min"):
+        raise ConfigError(f"{source}: 'checkpoint.best_mode' must be max or min")
+    stopping = cfg.get("early_stopping")
+    if stopping is not None:
+        _check_section("early_stopping", stopping, EARLY_STOPPING_KEYS, source)
+        if "monitor" not in stopping:
+            raise ConfigError(f"{source}: 'early_stopping' needs a monitor (e.g. eval/return_mean)")
+        if stopping.get("mode", "max") not in ("max", "min"):
+            raise ConfigError(f"{source}: 'early_stopping.mode' must be max or min")
     algo = dict(cfg["algo"])
     name = algo.pop("name", None)
-    if name not in ALGORITHMS:
-        raise ConfigError(
-            f"{source}: unknown algo.name {name!r}; available: {', '.join(sorted(ALGORITHMS))}"
-        )
-    _check_section("algo", algo, algorithm_schema(ALGORITHMS[name]), source)
+    try:
+        algo_cls = algorithm_class(name)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    _check_section("algo", algo, algorithm_schema(algo_cls), source)
     trainer = cfg.get("trainer", {})
     if isinstance(trainer, dict):
         for key in trainer:

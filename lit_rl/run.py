@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from lit_rl.callbacks import EnvStepProgressBar, EvalCallback, GracefulInterrupt
 from lit_rl.callbacks.interrupt import LAST_CHECKPOINT
@@ -17,10 +17,11 @@ from lit_rl.data.datasets import dataset_env_id
 from lit_rl.envs.make import env_dims, make_env
 from lit_rl.errors import ConfigError
 from lit_rl.loggers import METRICS_FILE, make_loggers
-from lit_rl.modules import ALGORITHMS, OffPolicyModule
+from lit_rl.modules import OffPolicyModule, algorithm_class, algorithm_name
 from lit_rl.modules.state import checkpoint_counters
 
 DEFAULT_LOGGERS = ["csv", "tensorboard"]
+BEST_CHECKPOINT = "best"  # best.ckpt: the best evaluation so far (for eval/export)
 DEFAULT_TRAINER: dict[str, Any] = {"accelerator": "auto", "devices": 1, "log_every_n_steps": 1}
 
 
@@ -113,7 +114,7 @@ def build_module(cfg: dict[str, Any], run_dir: Path) -> OffPolicyModule:
     obs_dim, act_dim = env_dims(probe)
     probe.close()
     algo = dict(cfg["algo"])
-    algo_cls = ALGORITHMS[algo.pop("name")]
+    algo_cls = algorithm_class(algo.pop("name"))
     return algo_cls(
         env_id=env_id,
         obs_dim=obs_dim,
@@ -142,7 +143,7 @@ def build_callbacks(
     # global_step moves updates_per_step at a time: keep the period a multiple of it
     every_updates = max(1, round(ckpt_cfg[clock] * per_tick / per_step)) * per_step
     callbacks: list[pl.Callback] = [
-        EvalCallback(eval_cfg[clock], eval_cfg["episodes"]),
+        EvalCallback(eval_cfg[clock], eval_cfg["episodes"], eval_cfg.get("video", False)),
         ModelCheckpoint(
             dirpath=run_dir,
             filename="{step}",
@@ -154,6 +155,28 @@ def build_callbacks(
         ),
         GracefulInterrupt(run_dir),
     ]
+    best = ckpt_cfg.get("best", "eval/return_mean")
+    if best is not None:
+        # updated after each evaluation (EvalCallback.evaluate_and_publish), never per step
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=run_dir,
+                filename=BEST_CHECKPOINT,
+                monitor=best,
+                mode=ckpt_cfg.get("best_mode", "max"),
+                save_top_k=1,
+                save_last=False,
+                enable_version_counter=False,
+                auto_insert_metric_name=False,
+                every_n_train_steps=0,
+                save_on_train_epoch_end=False,
+            )
+        )
+    if cfg.get("early_stopping") is not None:
+        stopping = {"mode": "max", **cfg["early_stopping"]}
+        callbacks.append(
+            EarlyStopping(check_on_train_epoch_end=False, strict=False, verbose=True, **stopping)
+        )
     if cfg.get("progress_bar", True):
         callbacks.append(EnvStepProgressBar())
     return callbacks
@@ -179,10 +202,10 @@ def load_initial_weights(module: OffPolicyModule, checkpoint: Path) -> None:
     from lit_rl.modules.state import load_plain
 
     saved = load_plain(checkpoint, "lit_rl checkpoint to start from")
-    if saved.get("lit_rl_algo") != module.algo_name:
+    if saved.get("lit_rl_algo") != algorithm_name(type(module)):
         raise ConfigError(
             f"init_from {checkpoint} holds a {saved.get('lit_rl_algo')!r} run; "
-            f"this recipe trains {module.algo_name!r}"
+            f"this recipe trains {algorithm_name(type(module))!r}"
         )
     try:
         module.load_state_dict(saved["state_dict"])

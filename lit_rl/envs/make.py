@@ -25,7 +25,15 @@ from lit_rl.errors import ConfigError
 
 
 def check_env_id(env_id: str) -> None:
-    """Raise a `ConfigError` naming close matches when `env_id` is not registered."""
+    """Raise a `ConfigError` naming close matches when `env_id` is not registered.
+
+    Gymnasium's `module:EnvName-v0` form imports `module` first (a user's package that
+    registers its envs on import; see `lit_rl.user_code`)."""
+    if ":" in env_id:
+        from lit_rl.user_code import import_user_module
+
+        module_name, _, env_id = env_id.partition(":")
+        import_user_module(module_name, f"env.id '{module_name}:{env_id}'")
     if env_id in gym.registry:
         return
     close = difflib.get_close_matches(env_id, list(gym.registry.keys()), n=3, cutoff=0.6)
@@ -33,10 +41,14 @@ def check_env_id(env_id: str) -> None:
     raise ConfigError(f"unknown env id '{env_id}'{hint}")
 
 
-def make_gym_env(env_id: str, max_episode_steps: int | None = None) -> gym.Env:
+def make_gym_env(
+    env_id: str, max_episode_steps: int | None = None, render_mode: str | None = None
+) -> gym.Env:
     """A Gymnasium env with a continuous action space rescaled to [-1, 1]."""
     check_env_id(env_id)
-    kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+    kwargs: dict = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
     env = gym.make(env_id, **kwargs)
     if not isinstance(env.action_space, gym.spaces.Box):
         raise ConfigError(

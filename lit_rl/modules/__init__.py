@@ -28,8 +28,38 @@ ALGORITHMS: dict[str, type[OffPolicyModule]] = {
     "safe_loop": SafeLOOP,
 }
 
+
+def algorithm_class(name: str, what: str = "algo.name") -> type[OffPolicyModule]:
+    """The class a recipe's `algo.name` names: a registered name (`sac`, `dpmd`, ...) or a
+    user's class as `package.module:ClassName` (a subclass of `OffPolicyModule`)."""
+    from lit_rl.errors import ConfigError
+    from lit_rl.user_code import load_object
+
+    if name in ALGORITHMS:
+        return ALGORITHMS[name]
+    if not isinstance(name, str) or ":" not in name:
+        raise ConfigError(
+            f"unknown {what} {name!r}; available: {', '.join(sorted(ALGORITHMS))}, "
+            "or your own class as package.module:ClassName"
+        )
+    cls = load_object(name, what)
+    if not (isinstance(cls, type) and issubclass(cls, OffPolicyModule)):
+        raise ConfigError(f"{what} {name!r} is not a lit_rl algorithm (an OffPolicyModule class)")
+    return cls
+
+
+def algorithm_name(cls: type[OffPolicyModule]) -> str:
+    """What recipes and checkpoints call `cls`: its registered name, else
+    `module:ClassName` (so a user's subclass of SAC is not reloaded as SAC)."""
+    if cls.algo_name is not None and ALGORITHMS.get(cls.algo_name) is cls:
+        return cls.algo_name
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
 __all__ = [
     "ALGORITHMS",
+    "algorithm_class",
+    "algorithm_name",
     "BC",
     "CFPI",
     "CVPO",

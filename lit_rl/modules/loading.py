@@ -16,7 +16,7 @@ def module_from_checkpoint(path: Path, **overrides: Any) -> tuple[Any, dict[str,
     Raises:
         ConfigError: (one line) not a lit_rl checkpoint, or not one this version can load.
     """
-    from lit_rl.modules import ALGORITHMS
+    from lit_rl.modules import ALGORITHMS, algorithm_class
 
     path = Path(path)
     if not path.is_file():
@@ -24,10 +24,14 @@ def module_from_checkpoint(path: Path, **overrides: Any) -> tuple[Any, dict[str,
     checkpoint = load_plain(path, "lit_rl checkpoint")
     hparams = checkpoint.get("hyper_parameters")
     algo_name = checkpoint.get("lit_rl_algo")
-    if not isinstance(hparams, dict) or algo_name not in ALGORITHMS:
+    custom = isinstance(algo_name, str) and ":" in algo_name
+    if not isinstance(hparams, dict) or not (algo_name in ALGORITHMS or custom):
         raise ConfigError(f"{path} is not a lit_rl checkpoint")
+    # a user's algorithm (`module:Class`) is imported as its recipe did; it must be an
+    # OffPolicyModule subclass, and the checkpoint itself still loads tensors only
+    algo_cls = algorithm_class(algo_name, what=f"{path}'s algorithm")
     try:
-        module = ALGORITHMS[algo_name](**{**hparams, **overrides})
+        module = algo_cls(**{**hparams, **overrides})
         module.load_state_dict(checkpoint["state_dict"])
     except (TypeError, KeyError, RuntimeError) as err:
         reason = str(err).strip().splitlines()[0][:200]

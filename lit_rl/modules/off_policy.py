@@ -464,7 +464,9 @@ class OffPolicyModule(pl.LightningModule):
             relative = run_state.write_rank_state(
                 self.state_dir(), self.global_rank, self.updates, self._rank_state()
             )
-        checkpoint["lit_rl_algo"] = self.algo_name
+        from lit_rl.modules import algorithm_name
+
+        checkpoint["lit_rl_algo"] = algorithm_name(type(self))
         checkpoint["lit_rl"] = {
             "env_steps": self.env_steps,
             "updates": self.updates,
