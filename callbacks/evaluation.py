@@ -118,10 +118,10 @@ class EvalCallback(pl.Callback):
         module.eval()
         try:
             with torch.random.fork_rng():
-                record_episode(module, seed, path)
+                frames = record_episode(module, seed, path)
         finally:
             module.train(was_training)
-        send_video(trainer.loggers, "eval/video", path, module.updates)
+        send_video(trainer.loggers, "eval/video", path, frames, module.updates)
 
     def evaluate_and_publish(self, trainer: pl.Trainer, module) -> None:
         """Evaluate on rank 0, share the result with every rank as Lightning's

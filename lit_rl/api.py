@@ -13,6 +13,7 @@ Keyword arguments of `train` are recipe overrides; nested sections take dicts
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,19 +43,17 @@ class TrainResult:
 
 
 def _dotlist(overrides: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """`{"seed": 1, "algo": {"batch_size": 64}}` -> `["seed=1", "algo.batch_size=64"]`."""
-    from omegaconf import OmegaConf
+    """`{"seed": 1, "algo": {"batch_size": 64}}` -> `["seed=1", "algo.batch_size=64"]`.
 
+    Non-string values are written as JSON, which the YAML of OmegaConf's dot-lists reads
+    back as the same numbers, booleans, nulls and lists."""
     items = []
     for key, value in overrides.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             items.extend(_dotlist(value, f"{name}."))
-        elif isinstance(value, str):
-            items.append(f"{name}={value}")
-        else:  # numbers, bools, None and lists in YAML's spelling
-            text = OmegaConf.to_yaml(OmegaConf.create({"v": value})).strip()
-            items.append(f"{name}={text[len('v: ') :]}" if "\n" not in text else f"{name}={value}")
+        else:
+            items.append(f"{name}={value if isinstance(value, str) else json.dumps(value)}")
     return items
 
 
@@ -214,6 +213,7 @@ def export_policy(checkpoint: str | Path, out: str | Path) -> Path:
     batch = torch.export.Dim("batch", min=1)
     try:
         with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
+            wrapped(example)  # fills lazy caches (sampling plans) outside the trace
             program = torch.export.export(
                 wrapped, (example,), dynamic_shapes={"observation": {0: batch}}
             )

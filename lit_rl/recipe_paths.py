@@ -50,8 +50,8 @@ def find_recipe(name_or_path: str) -> Path:
     import difflib
 
     close = difflib.get_close_matches(name, list(recipes), n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(close)}?" if close else "; `lit-rl recipes` lists them"
-    raise ConfigError(f"recipe not found: {name_or_path} is no file and no shipped recipe{hint}")
+    hint = f"; did you mean {', '.join(close)}?" if close else " (nor a shipped recipe's name)"
+    raise ConfigError(f"recipe file not found: {name_or_path}{hint}")
 
 
 def recipe_summary(path: Path) -> str:

@@ -21,8 +21,9 @@ from lit_rl.errors import ConfigError
 
 
 @torch.no_grad()
-def record_episode(module: Any, seed: int, path: Path, max_steps: int = 100_000) -> Path:
-    """Roll out `module`'s acting policy for one episode and write its frames to `path`."""
+def record_episode(module: Any, seed: int, path: Path, max_steps: int = 100_000) -> np.ndarray:
+    """Roll out `module`'s acting policy for one episode, write its frames to `path` and
+    return them (`[T, H, W, 3]` uint8)."""
     import imageio
 
     from lit_rl.envs.make import make_gym_env
@@ -54,18 +55,46 @@ def record_episode(module: Any, seed: int, path: Path, max_steps: int = 100_000)
     finally:
         env.close()
     path.parent.mkdir(parents=True, exist_ok=True)
+    video = np.stack(frames)
     try:
-        imageio.mimwrite(path, np.stack(frames), fps=fps, codec="libx264", macro_block_size=1)
+        imageio.mimwrite(path, video, fps=fps, codec="libx264", macro_block_size=1)
     except Exception as err:  # noqa: BLE001 - a missing encoder reports many types
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ConfigError(f"eval.video: cannot write {path}: {first_line}") from None
-    return path
+    return video
 
 
-def send_video(loggers: list, key: str, path: Path, step: int) -> None:
-    """Hand the MP4 to the loggers that take videos (W&B's `log_video`); TensorBoard's
-    video summaries need moviepy and are skipped (the MP4 stays in the run folder)."""
+def preview_gif(
+    frames: np.ndarray, max_frames: int = 150, width: int = 160
+) -> tuple[bytes, int, int]:
+    """A small animated GIF of `frames [T, H, W, 3]` (every k-th frame, downscaled by
+    striding), what TensorBoard shows as a video: `(gif, height, width)`."""
+    import imageio.v3 as iio
+
+    stride = max(1, -(-len(frames) // max_frames))
+    pixels = max(1, -(-frames.shape[2] // width))
+    small = np.ascontiguousarray(frames[::stride, ::pixels, ::pixels])
+    gif = iio.imwrite("<bytes>", small, extension=".gif", duration=50, loop=0)
+    return gif, small.shape[1], small.shape[2]
+
+
+def send_video(loggers: list, key: str, path: Path, frames: np.ndarray, step: int) -> None:
+    """Hand the episode to the loggers that take videos: W&B (`log_video`, the MP4) and
+    TensorBoard (an animated GIF summary, shown under Images, as its own video
+    summaries are; writing them directly spares the moviepy dependency)."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
     for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            from tensorboard.compat.proto.summary_pb2 import Summary
+
+            gif, height, width = preview_gif(frames)
+            image = Summary.Image(
+                height=height, width=width, colorspace=3, encoded_image_string=gif
+            )
+            summary = Summary(value=[Summary.Value(tag=key, image=image)])
+            logger.experiment._get_file_writer().add_summary(summary, step)
+            continue
         log_video = getattr(logger, "log_video", None)
         if callable(log_video):
             log_video(key, [str(path)], step=step)

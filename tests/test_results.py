@@ -291,7 +291,7 @@ def test_eval_video_records_the_first_evaluation_episode(tmp_path):
 
     recipe = str(REPO / "recipes" / "sac_lag_pointgoal.yaml")
     args = [*SMALL, "env.max_episode_steps=20", "max_env_steps=120", "algo.warmup_steps=100",
-            "eval.every_env_steps=60", "eval.video=true"]  # fmt: skip
+            "eval.every_env_steps=60", "eval.video=true", "logger=[csv,tensorboard]"]  # fmt: skip
     result = train(recipe, args, run_dir=str(tmp_path / "run"))
     videos = sorted((result.run_dir / "videos").glob("*.mp4"), key=lambda p: p.stat().st_mtime)
     assert [v.name for v in videos] == ["eval-101.mp4", "eval-120.mp4"]  # at the run's clock
@@ -299,3 +299,31 @@ def test_eval_video_records_the_first_evaluation_episode(tmp_path):
     assert reader.count_frames() == 21  # the reset frame and one per step of a 20-step episode
     frame = reader.get_data(0)
     assert frame.shape[2] == 3 and frame.std() > 5  # a rendered scene, not a blank image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(result.run_dir / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    gifs = events.Images("eval/video")
+    assert [g.step for g in gifs] == [1, 20] and gifs[-1].encoded_image_string[:6] == b"GIF89a"
+
+
+def test_parallel_seeds_share_the_cores(monkeypatch):
+    import os
+
+    from lit_rl.seeds import child_env
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert child_env(4)["OMP_NUM_THREADS"] == "4"
+    assert child_env(32)["OMP_NUM_THREADS"] == "1"
+    assert "OMP_NUM_THREADS" not in child_env(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert child_env(4)["OMP_NUM_THREADS"] == "3"  # the user's choice stands
+
+
+def test_lightning_run_takes_shipped_recipe_names():
+    from lit_rl.cli import is_lit_rl_run
+
+    assert is_lit_rl_run(["run", "sac_pendulum", "seed=1"])
+    assert is_lit_rl_run(["run", "--seeds", "0-2", "sac_pendulum"])
+    assert not is_lit_rl_run(["run", "job"])  # lightning-sdk's own subcommand
