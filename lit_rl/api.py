@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,11 @@ def train(
     from lit_rl.recipe_paths import find_recipe
     from lit_rl.run import fit, newest_checkpoint, resume_target
 
+    # Lightning notes "`weights_only` was not set" at every checkpoint save (lit_rl's
+    # checkpoints hold weights and counters on purpose); the CLI hides it too
+    logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector").setLevel(
+        logging.WARNING
+    )
     items = [*overrides, *_dotlist(settings)]
     checkpoint = None
     if resume is not None:

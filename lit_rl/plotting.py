@@ -242,11 +242,13 @@ def plot_aggregate(runs: Sequence[Run], metric: str, threshold: float, out: Path
             ax.barh(i, high - low, left=low, height=0.5, color=colour, alpha=0.6)
             ax.plot([point, point], [i - 0.25, i + 0.25], color="black", lw=2)
         ax.set_yticks(range(len(algos)), algos)
+        ax.invert_yaxis()  # alphabetical from the top
         ax.set_title(stat + (" (lower is better)" if stat != "IQM" else ""))
         ax.set_xlabel(f"final {metric}")
         ax.grid(axis="x", alpha=0.3)
     tasks = len({run.task for run in runs})
-    fig.suptitle(f"{len(runs)} runs over {tasks} task(s); 95% stratified bootstrap CIs")
+    plural = "task" if tasks == 1 else "tasks"
+    fig.suptitle(f"{len(runs)} runs over {tasks} {plural}; 95% stratified bootstrap CIs")
     paths = _save(fig, out)
     plt.close(fig)
     return paths
