@@ -223,3 +223,17 @@ def test_online_algorithms_train_on_gpu(tmp_path, recipe, extra):
     if "pointgoal" in recipe:
         assert str(module.replay_buffer.storage.device).startswith("cuda")
         assert "eval/cost_mean" in header
+
+
+def test_load_policy_acts_on_the_gpu_like_on_the_cpu(tmp_path):
+    import numpy as np
+
+    from lit_rl.api import load_policy, train
+
+    result = train(
+        str(REPO / "recipes" / "sac_pendulum.yaml"), small_overrides(tmp_path, "max_env_steps=150")
+    )
+    obs = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    on_gpu = load_policy(result.checkpoint, device="cuda")
+    assert next(on_gpu.module.parameters()).is_cuda
+    np.testing.assert_allclose(on_gpu(obs), load_policy(result.checkpoint)(obs), atol=1e-5)
