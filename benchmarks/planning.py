@@ -187,13 +187,17 @@ def main() -> None:
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"torch threads: {torch.get_num_threads()}, device: {card}")
     print("Planning latency per env step, Hopper-v5 shapes (target <= 10 ms):")
+    latencies = {}
     for name, planner in planners(device).items():
-        print(f"  {name:<28} {latency_ms(planner, args.repeats, device):7.2f} ms")
+        latencies[name] = latency_ms(planner, args.repeats, device)
+        print(f"  {name:<28} {latencies[name]:7.2f} ms")
     floor_ms, gflops = matmul_floor_ms(args.repeats, device)
     print(
         f"  {'its matrix products alone':<28} {floor_ms:7.2f} ms"
         f" ({gflops:.0f} GFLOP/s: the floor for this configuration here)"
     )
+    ratio = latencies["ARC (default)"] / floor_ms
+    print(f"  default ARC / its floor      {ratio:7.2f}x (target <= 1.3x; issue 17)")
     if args.run_steps:
         run_shares(args.run_steps)
 
