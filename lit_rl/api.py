@@ -88,29 +88,32 @@ def train(
     Args:
         recipe: a recipe file or a shipped recipe's name (`"sac_pendulum"`).
         overrides: dotted `key=value` strings, as on the command line.
-        resume: a run folder or checkpoint to continue (its config.yaml is the recipe).
+        resume: a run folder or checkpoint to continue (its config.yaml is the recipe;
+            `recipe` is then not read).
         **settings: more overrides as keywords (`seed=1`, `algo={"batch_size": 64}`).
 
     Raises:
         ConfigError: a bad recipe or override (one line, as the CLI prints it).
     """
-    from lit_rl.config import load_recipe
-    from lit_rl.recipe_paths import find_recipe
-    from lit_rl.run import fit, newest_checkpoint, resume_target
+    from argparse import Namespace
+
+    from lit_rl.cli import load_run_config
+    from lit_rl.run import fit, newest_checkpoint
 
     # Lightning notes "`weights_only` was not set" at every checkpoint save (lit_rl's
     # checkpoints hold weights and counters on purpose); the CLI hides it too
     logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector").setLevel(
         logging.WARNING
     )
-    items = [*overrides, *_dotlist(settings)]
-    checkpoint = None
-    if resume is not None:
-        run_dir, checkpoint = resume_target(resume)
-        cfg = load_recipe(run_dir / "config.yaml", [*items, f"run_dir={run_dir}"])
-    else:
-        cfg = load_recipe(find_recipe(str(recipe)), items)
-    _, _, run_dir = fit(cfg, resume=None if checkpoint is None else str(checkpoint))
+    # the same recipe and resume handling (and checks) as `lit-rl run`
+    request = Namespace(
+        recipe=None if resume is not None else str(recipe),
+        overrides=[*overrides, *_dotlist(settings)],
+        resume=None if resume is None else str(resume),
+        init_from=None,
+    )
+    cfg, checkpoint = load_run_config(request)
+    _, _, run_dir = fit(cfg, resume=checkpoint)
     try:
         last = newest_checkpoint(run_dir)
     except ConfigError:
@@ -157,23 +160,18 @@ class LoadedPolicy:
         self._episode_start = True
 
     def __call__(self, observation: np.ndarray | torch.Tensor) -> np.ndarray:
-        from tensordict import TensorDict
-        from torchrl.envs.utils import ExplorationType, set_exploration_type
+        from lit_rl.data.datasets import to_env_actions
+        from lit_rl.modules.policy import act_on_numpy
 
-        obs = torch.as_tensor(np.asarray(observation), dtype=torch.float32)
-        if obs.shape[-1] != self.obs_dim or obs.dim() > 2:
+        obs = np.asarray(observation, dtype=np.float32)
+        if obs.shape[-1:] != (self.obs_dim,) or obs.ndim > 2:
             raise ValueError(
                 f"observation of shape {tuple(obs.shape)}; this policy takes "
                 f"[{self.obs_dim}] or [batch, {self.obs_dim}]"
             )
-        batch = obs.shape[:-1]
-        is_init = torch.full((*batch, 1), self._episode_start, dtype=torch.bool)
-        self._episode_start = False
-        td = TensorDict({"observation": obs, "is_init": is_init}, batch_size=batch)
-        mode = ExplorationType.DETERMINISTIC if self.deterministic else ExplorationType.RANDOM
-        with torch.no_grad(), set_exploration_type(mode):
-            unit = self.policy(td.to(self.device)).get("action").float().cpu().numpy()
-        return (self.low + (unit + 1.0) * 0.5 * (self.high - self.low)).astype(np.float32)
+        start, self._episode_start = self._episode_start, False
+        unit = act_on_numpy(self.policy, obs, start, self.deterministic, self.device)
+        return to_env_actions(unit, self.low, self.high).astype(np.float32)
 
 
 def load_policy(

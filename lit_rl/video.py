@@ -14,10 +14,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tensordict import TensorDict
-from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from lit_rl.errors import ConfigError
+from lit_rl.modules.policy import act_on_numpy
 
 
 @torch.no_grad()
@@ -37,20 +36,12 @@ def record_episode(module: Any, seed: int, path: Path, max_steps: int = 100_000)
     try:
         observation, _ = env.reset(seed=seed)
         frames = [env.render()]
-        with set_exploration_type(ExplorationType.DETERMINISTIC):
-            for step in range(max_steps):
-                td = TensorDict(
-                    {
-                        "observation": torch.as_tensor(observation, dtype=torch.float32),
-                        "is_init": torch.tensor([step == 0]),
-                    },
-                    batch_size=[],
-                )
-                action = policy(td.to(module.device)).get("action").cpu().numpy()
-                observation, _, terminated, truncated, _ = env.step(action)
-                frames.append(env.render())
-                if terminated or truncated:
-                    break
+        for step in range(max_steps):
+            action = act_on_numpy(policy, observation, step == 0, True, module.device)
+            observation, _, terminated, truncated, _ = env.step(action)
+            frames.append(env.render())
+            if terminated or truncated:
+                break
         fps = int(env.metadata.get("render_fps") or 30)
     finally:
         env.close()

@@ -52,3 +52,17 @@ def train(overrides: list[str], recipe: str = PENDULUM, resume: str | None = Non
     from lit_rl.run import fit
 
     return fit(load_recipe(recipe, overrides), resume=resume)
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory):
+    """300 random-policy Pendulum-v1 transitions in the D4RL layout, with reference
+    returns (a random and an expert policy's), for offline runs of a few updates."""
+    from lit_rl.data.collect import random_actor, rollout_steps, write_hdf5
+
+    path = tmp_path_factory.mktemp("data") / "pendulum.hdf5"
+    table = rollout_steps("Pendulum-v1", random_actor(1, 0), 300, seed=0)
+    write_hdf5(
+        table, path, "Pendulum-v1", {"ref_random_return": -1200.0, "ref_expert_return": -150.0}
+    )
+    return path

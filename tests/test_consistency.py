@@ -11,7 +11,6 @@ import torch
 from conftest import REPO, run_cli, train
 from tensordict import TensorDict
 
-from lit_rl.data.collect import random_actor, rollout_steps, write_hdf5
 from lit_rl.nets.behavior import MixtureBehavior
 from lit_rl.nets.conditional import ConditionalMLP, softmax_choice
 from lit_rl.nets.consistency import (
@@ -205,16 +204,6 @@ def test_the_sarsa_critic_target_takes_the_datasets_next_action():
         per_row = 0.5 * (q - target).pow(2).sum(0)
     expected = per_row[:5].mean()  # the row without a next action drops out
     assert loss.critic_loss(batch)[0].item() == pytest.approx(expected.item(), rel=1e-5)
-
-
-@pytest.fixture(scope="module")
-def small_dataset(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "pendulum.hdf5"
-    table = rollout_steps("Pendulum-v1", random_actor(1, 0), 300, seed=0)
-    write_hdf5(
-        table, path, "Pendulum-v1", {"ref_random_return": -1200.0, "ref_expert_return": -150.0}
-    )
-    return path
 
 
 def test_consistency_recipes_run_offline_online_and_offline_to_online(small_dataset, tmp_path):

@@ -136,18 +136,6 @@ def test_sac_trains_on_gpu_in_bf16_mixed_precision(tmp_path):
     assert all(torch.isfinite(p).all() for p in module.parameters())
 
 
-@pytest.fixture(scope="module")
-def pendulum_dataset(tmp_path_factory):
-    from lit_rl.data.collect import random_actor, rollout_steps, write_hdf5
-
-    path = tmp_path_factory.mktemp("data") / "pendulum.hdf5"
-    table = rollout_steps("Pendulum-v1", random_actor(1, 0), 300, seed=0)
-    write_hdf5(
-        table, path, "Pendulum-v1", {"ref_random_return": -1200.0, "ref_expert_return": -150.0}
-    )
-    return path
-
-
 OFFLINE_GPU = [
     "progress_bar=false",
     "logger=[csv]",
@@ -171,10 +159,10 @@ OFFLINE_GPU = [
     ],
 )
 def test_offline_algorithms_train_on_gpu_from_a_dataset_on_the_gpu(
-    pendulum_dataset, tmp_path, recipe, extra
+    small_dataset, tmp_path, recipe, extra
 ):
     path = str(REPO / "recipes" / f"{recipe}.yaml")
-    args = [*OFFLINE_GPU, *extra, f"dataset={pendulum_dataset}"]
+    args = [*OFFLINE_GPU, *extra, f"dataset={small_dataset}"]
     trainer, module, run_dir = train([*args, f"run_dir={tmp_path}"], recipe=path)
     assert trainer.strategy.root_device.type == "cuda"
     assert module.updates == 40 and module.env_steps == 0

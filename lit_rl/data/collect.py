@@ -20,12 +20,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from tensordict import TensorDict
-from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from lit_rl.data.datasets import action_bounds, to_env_actions
 from lit_rl.envs.make import make_gym_env
 from lit_rl.errors import ConfigError
+from lit_rl.modules.policy import act_on_numpy
 
 Actor = Callable[[np.ndarray, bool], np.ndarray]  # (observation, episode start) -> action
 
@@ -65,15 +64,8 @@ def module_actor(module, noise: float, seed: int) -> Actor:
     torch.manual_seed(seed)
 
     def act(observation: np.ndarray, first: bool) -> np.ndarray:
-        td = TensorDict(
-            {
-                "observation": torch.as_tensor(observation, dtype=torch.float32),
-                "is_init": torch.tensor([first]),
-            },
-            batch_size=[],
-        )
-        with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):
-            action = policy(td).get("action").cpu().numpy().astype(np.float64)
+        action = act_on_numpy(policy, observation, first, deterministic=False)
+        action = action.astype(np.float64)
         if noise > 0:
             action = action + rng.normal(0.0, noise, action.shape)
         return np.clip(action, -1.0, 1.0)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from torch import nn
-from torchrl.envs.utils import ExplorationType, exploration_type
+from torchrl.envs.utils import ExplorationType, exploration_type, set_exploration_type
 
 from lit_rl.nets.actors import TanhGaussianActor
 
@@ -82,3 +83,27 @@ class ActingPolicy(TensorDictModuleBase):
 def make_gaussian_policy(actor: TanhGaussianActor) -> ActingPolicy:
     """``observation -> action`` TensorDict policy around a squashed Gaussian actor."""
     return ActingPolicy(GaussianActing(actor))
+
+
+def act_on_numpy(
+    policy: TensorDictModuleBase,
+    observation: np.ndarray,
+    episode_start: bool,
+    deterministic: bool,
+    device: torch.device | None = None,
+) -> np.ndarray:
+    """One call of a TensorDict policy outside a collector: a NumPy observation `[obs]`
+    or `[B, obs]` in, its action in [-1, 1] out (float32 NumPy). `episode_start` fills
+    `is_init` (planners drop their warm start); `deterministic` picks the exploration
+    type (evaluation's, or training's sampling). Used by `lit-rl collect`, evaluation
+    videos and `lit_rl.load_policy`."""
+    obs = torch.as_tensor(np.asarray(observation), dtype=torch.float32)
+    batch = obs.shape[:-1]
+    td = TensorDict(
+        {"observation": obs, "is_init": torch.full((*batch, 1), episode_start)},
+        batch_size=batch,
+    )
+    mode = ExplorationType.DETERMINISTIC if deterministic else ExplorationType.RANDOM
+    with torch.no_grad(), set_exploration_type(mode):
+        action = policy(td if device is None else td.to(device)).get("action")
+    return action.float().cpu().numpy()
