@@ -327,3 +327,13 @@ def test_lightning_run_takes_shipped_recipe_names():
     assert is_lit_rl_run(["run", "sac_pendulum", "seed=1"])
     assert is_lit_rl_run(["run", "--seeds", "0-2", "sac_pendulum"])
     assert not is_lit_rl_run(["run", "job"])  # lightning-sdk's own subcommand
+
+
+def test_seed_lists_and_ranges():
+    from lit_rl.seeds import parse_seeds, split_seed_override
+
+    assert parse_seeds("0-2,5") == [0, 1, 2, 5]
+    assert split_seed_override(["seed=0-1", "a=1"]) == (["a=1"], [0, 1])
+    assert split_seed_override(["seed=7"]) == (["seed=7"], None)  # one seed: the recipe's
+    with pytest.raises(ConfigError, match="twice"):
+        parse_seeds("1,0-2")
