@@ -28,7 +28,7 @@ def test_discrete_env_is_refused_with_a_reason():
 @pytest.mark.parametrize("env_id", ["Pendulum-v1", "Hopper-v5"])
 def test_snapshot_restores_a_running_episode(env_id):
     env = make_env(env_id, seed=3)
-    gym_env = env.base_env._env
+    gym_env = env.gym_env
     gym_env.reset(seed=3)
     action = np.full(gym_env.action_space.shape, 0.3, dtype=np.float32)
     for _ in range(7):
@@ -36,7 +36,7 @@ def test_snapshot_restores_a_running_episode(env_id):
     snapshot = snapshot_env_state(gym_env)
     expected = [gym_env.step(action)[0] for _ in range(5)]
 
-    other = make_env(env_id, seed=99).base_env._env
+    other = make_env(env_id, seed=99).gym_env
     other.reset(seed=99)
     restore_env_state(other, snapshot)
     got = [other.step(action)[0] for _ in range(5)]

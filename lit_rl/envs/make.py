@@ -1,4 +1,4 @@
-"""Build a TorchRL env from a Gymnasium id with the transforms every algorithm expects.
+"""Build a TorchRL env from a Gymnasium id with the keys every algorithm expects.
 
 Actions are rescaled to [-1, 1] on the Gymnasium side, so every policy in lit_rl acts in
 the unit box whatever the task's bounds are.
@@ -7,20 +7,14 @@ the unit box whatever the task's bounds are.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
+from functools import partial
 
 import gymnasium as gym
 import numpy as np
-from torchrl.envs import (
-    Compose,
-    DoubleToFloat,
-    GymWrapper,
-    InitTracker,
-    RewardSum,
-    StepCounter,
-    TransformedEnv,
-)
 
-from lit_rl.envs.costs import CostReader, EpisodeCost, gym_env_reports_costs
+from lit_rl.envs.costs import env_reports_costs
+from lit_rl.envs.lean import GymnasiumEnv
 from lit_rl.errors import ConfigError
 
 
@@ -64,32 +58,37 @@ def make_gym_env(
     return gym.wrappers.RescaleAction(env, -unit, unit)
 
 
-def make_env(env_id: str, seed: int, max_episode_steps: int | None = None) -> TransformedEnv:
+def make_env(
+    env_id: str,
+    seed: int | Sequence[int],
+    max_episode_steps: int | None = None,
+    vectorization: str = "sync",
+) -> GymnasiumEnv:
     """A seeded TorchRL env: float32 observations, step counts, episode returns.
 
     Args:
         env_id: a Gymnasium id such as ``"Hopper-v5"``.
-        seed: the env's seed (each DDP rank passes its own).
+        seed: the env's seed, or one seed per env for a vector of them (batch size
+            ``[len(seed)]``; each DDP rank passes its own).
         max_episode_steps: overrides the registered time limit when given.
+        vectorization: ``sync`` (one process) or ``async`` (a worker per env) for
+            several envs.
 
     Returns:
-        A ``TransformedEnv`` whose ``observation`` is float32 ``[obs_dim]``, whose
+        A `GymnasiumEnv` whose ``observation`` is float32 ``[obs_dim]``, whose
         ``action`` lies in [-1, 1] and whose ``("next", "episode_reward")`` holds the
         running episode return; an env that reports costs (`lit_rl.envs.costs`) also
         writes ``("next", "cost")`` and ``("next", "episode_cost")``.
     """
-    gym_env = make_gym_env(env_id, max_episode_steps)
-    base = GymWrapper(gym_env)
-    transforms = [DoubleToFloat(), StepCounter(), RewardSum()]
-    if gym_env_reports_costs(gym_env):
-        base.set_info_dict_reader(CostReader())
-        transforms.append(EpisodeCost())
-    env = TransformedEnv(base, Compose(*transforms, InitTracker()))
-    env.set_seed(seed)
-    return env
+    seeds = [seed] if isinstance(seed, int) else [int(s) for s in seed]
+    check_env_id(env_id)
+    makers = [partial(make_gym_env, env_id, max_episode_steps) for _ in seeds]
+    return GymnasiumEnv(
+        makers, seeds, vectorization=vectorization, reports_costs=env_reports_costs(env_id)
+    )
 
 
-def env_dims(env: TransformedEnv) -> tuple[int, int]:
+def env_dims(env: GymnasiumEnv) -> tuple[int, int]:
     """(obs_dim, act_dim) of a flat-observation env."""
     obs_shape = env.observation_spec["observation"].shape
     act_shape = env.action_spec.shape

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +40,10 @@ from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
-from torchrl.envs import SerialEnv
 
 from lit_rl.distributed import any_rank_true
 from lit_rl.envs.costs import env_reports_costs
+from lit_rl.envs.lean import VECTORIZATIONS
 from lit_rl.envs.make import make_env
 from lit_rl.errors import ConfigError, NonFiniteLossError
 from lit_rl.modules import state as run_state
@@ -85,10 +84,13 @@ class OffPolicyModule(pl.LightningModule):
         utd_ratio: gradient updates per env step (per rank).
         frames_per_batch: vector steps per collector call (1 = update after every step);
             each vector step steps all `num_envs` envs.
-        num_envs: envs per rank, stepped together in this process (TorchRL `SerialEnv`);
-            DPMD/SDAC's released code collects with 5. Env `i` of rank `r` is seeded
-            `lit_rl.seeding.train_env_seed(seed, r, i)`, a stream no other (seed, rank,
-            env) shares; budgets and the UTD ratio count every env's steps.
+        num_envs: envs per rank, stepped together as one Gymnasium vector env
+            (`lit_rl.envs.lean.GymnasiumEnv`); DPMD/SDAC's released code collects with 5.
+            Env `i` of rank `r` is seeded `lit_rl.seeding.train_env_seed(seed, r, i)`, a
+            stream no other (seed, rank, env) shares; budgets and the UTD ratio count
+            every env's steps.
+        vectorization: ``sync`` (the rank's envs step in its own process) or ``async``
+            (a worker process per env, for machines with cores to spare).
         batch_size: transitions per update (per rank).
         buffer_capacity: replay capacity in transitions (per rank).
         tau: Polyak rate of target networks.
@@ -131,6 +133,7 @@ class OffPolicyModule(pl.LightningModule):
         utd_ratio: float = 1.0,
         frames_per_batch: int = 1,
         num_envs: int = 1,
+        vectorization: str = "sync",
         batch_size: int = 256,
         buffer_capacity: int = 1_000_000,
         tau: float = 0.005,
@@ -173,6 +176,11 @@ class OffPolicyModule(pl.LightningModule):
             if not ok:
                 hint = " (at least algo.batch_size)" if key == "buffer_capacity" else ""
                 raise ConfigError(f"algo.{key}={hp[key]} is out of range{hint}")
+        if hp.vectorization not in VECTORIZATIONS:
+            raise ConfigError(
+                f"algo.vectorization='{hp.vectorization}'; choose one of "
+                f"{', '.join(VECTORIZATIONS)}"
+            )
 
     def check_costs(self) -> None:
         """A safe algorithm needs an env with costs and a cost limit (one-line errors)."""
@@ -318,12 +326,15 @@ class OffPolicyModule(pl.LightningModule):
         return make_env(self.hparams.env_id, seed, self.hparams.max_episode_steps)
 
     def make_training_env(self, rank: int):
-        """Rank `rank`'s training env: one env, or `num_envs` of them in a `SerialEnv`."""
-        num_envs, seed = self.hparams.num_envs, self.hparams.seed
-        if num_envs == 1:
-            return self.make_env(train_env_seed(seed, rank, 0))
-        makers = [partial(self.make_env, train_env_seed(seed, rank, i)) for i in range(num_envs)]
-        return SerialEnv(num_envs, makers)
+        """Rank `rank`'s training env: one env, or `num_envs` of them as a vector env."""
+        hp = self.hparams
+        seeds = [train_env_seed(hp.seed, rank, i) for i in range(hp.num_envs)]
+        return make_env(
+            hp.env_id,
+            seeds[0] if hp.num_envs == 1 else seeds,
+            hp.max_episode_steps,
+            vectorization=hp.vectorization,
+        )
 
     def on_fit_start(self) -> None:
         # Sampling noise differs per rank; network init (before fit) is identical.

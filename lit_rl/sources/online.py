@@ -19,11 +19,14 @@ from torchrl.collectors import Collector
 
 from lit_rl.data.replay import make_replay_buffer, tensordict_from_state, tensordict_state
 from lit_rl.data.replay_segments import ReplaySegments
-from lit_rl.envs.snapshot import restore_env_state, snapshot_env_state
 from lit_rl.errors import ConfigError
 from lit_rl.modules import state as run_state
 from lit_rl.sources.base import DataSource
-from lit_rl.sources.torchrl_state import gymnasium_envs, next_observation, set_next_observation
+from lit_rl.sources.torchrl_state import (
+    keep_private_keys,
+    next_observation,
+    set_next_observation,
+)
 
 
 class CollectorSource(DataSource):
@@ -83,13 +86,21 @@ class CollectorSource(DataSource):
             # the replay buffer copies each batch into its storage on the module's
             # device. (Collector-side casting put trajectory ids on the GPU, which broke
             # partial resets of parallel envs.)
+            # Everything the collector holds stays where the envs step (the CPU): the
+            # policy moves observations to its own device and actions back
+            # (ActingPolicy), and the replay buffer copies each batch into its storage on
+            # the module's device. No device is named, so no step pays for a cast.
+            # (Collector-side casting put trajectory ids on the GPU, which broke partial
+            # resets of parallel envs.)
             policy_device=None,
-            storing_device=torch.device("cpu"),
+            storing_device=None,
             # The batch is copied into the replay buffer at once, so the collector may
             # hand out its own buffer instead of a fresh clone every step.
             return_same_td=True,
+            track_traj_ids=False,  # nothing reads trajectory ids; they cost a copy a step
             trust_policy=True,  # planner policies hold no parameters; devices match by design
         )
+        keep_private_keys(self.collector)
         self._iterator = None
         if hp.init_from is not None:
             fresh = module.updates == 0 and module.env_steps == 0
@@ -155,10 +166,6 @@ class CollectorSource(DataSource):
         return self.budget_spent() and self.module.updates >= self.updates_due()
 
     # ------------------------------------------------------------- checkpoints
-    def gym_envs(self) -> list:
-        """The Gymnasium envs inside the collector, in order (their state is checkpointed)."""
-        return gymnasium_envs(self.collector.env)
-
     def collector_state(self) -> dict[str, Any]:
         """The collector's counters and trajectory ids, as plain dicts of tensors
         (its policy weights come from the checkpoint)."""
@@ -174,7 +181,7 @@ class CollectorSource(DataSource):
             "replay": self.segments.save(module.replay_buffer),
             "collector": self.collector_state(),
             "carrier": tensordict_state(next_observation(self.collector).clone()),
-            "env": [snapshot_env_state(env) for env in self.gym_envs()],
+            "env": self.collector.env.env_states(),
             "acting": module.acting_state(),
             "episodes": module.episodes,
             "last_episode_return": module.last_episode_return,
@@ -189,8 +196,7 @@ class CollectorSource(DataSource):
         self.collector.load_state_dict(saved["collector"], strict=False)
         set_next_observation(self.collector, tensordict_from_state(saved["carrier"]))
         env_states = saved["env"] if isinstance(saved["env"], list) else [saved["env"]]
-        for env, env_state in zip(self.gym_envs(), env_states, strict=True):
-            restore_env_state(env, env_state)
+        self.collector.env.load_env_states(env_states)
         module.episodes = saved["episodes"]
         module.last_episode_return = saved["last_episode_return"]
         module.last_episode_cost = saved.get("last_episode_cost")

@@ -1,10 +1,11 @@
-"""The one place lit_rl reaches into TorchRL internals to checkpoint and restore a run.
+"""The one place lit_rl reaches into TorchRL internals to checkpoint and run a collector.
 
 TorchRL (0.14) exposes no public API for what an exact resume needs: the observation a
-collector will act on next, the Gymnasium envs inside a (serial) env, and a replay
-buffer writer's cursor. These functions wrap each private attribute once, so a TorchRL
-upgrade that renames one breaks here, in one file, with tests around it
-(tests/test_resume.py, tests/test_vector_envs.py).
+collector will act on next and a replay buffer writer's cursor (the Gymnasium envs' own
+state comes from `lit_rl.envs.lean.GymnasiumEnv.env_states`); nor for turning off the
+collector's per-step scan for private keys. These functions wrap each private attribute
+once, so a TorchRL upgrade that renames one breaks here, in one file, with tests around
+it (tests/test_resume.py, tests/test_vector_envs.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any
 from tensordict import TensorDictBase
 from torchrl.collectors import Collector
 from torchrl.data import ReplayBuffer
-from torchrl.envs import EnvBase, SerialEnv
 
 
 def next_observation(collector: Collector) -> TensorDictBase:
@@ -26,10 +26,10 @@ def set_next_observation(collector: Collector, carrier: TensorDictBase) -> None:
     collector._carrier = carrier.to(collector.env_device)
 
 
-def gymnasium_envs(env: EnvBase) -> list[Any]:
-    """The Gymnasium envs inside a TorchRL env (one, or each of a `SerialEnv`), in order."""
-    sub_envs = env._envs if isinstance(env, SerialEnv) else [env]
-    return [sub_env.base_env._env for sub_env in sub_envs]
+def keep_private_keys(collector: Collector) -> None:
+    """Skip the collector's per-step scan for ``_``-prefixed keys to drop (lit_rl selects
+    the keys it stores, so nothing private reaches a replay buffer)."""
+    collector._exclude_private_keys = False
 
 
 def writer_state(buffer: ReplayBuffer) -> dict[str, Any]:
