@@ -79,7 +79,7 @@ class GymnasiumEnv(EnvBase):
         self.num_envs = num_envs
         self.vectorized = num_envs > 1
         batch = torch.Size([num_envs]) if self.vectorized else torch.Size([])
-        super().__init__(device=None, batch_size=batch)
+        super().__init__(device="cpu", batch_size=batch)
         if self.vectorized:
             wrapped = [lambda fn=fn: SnapshotAccess(fn()) for fn in env_fns]
             vector_cls = (
@@ -156,18 +156,35 @@ class GymnasiumEnv(EnvBase):
             cost = np.where(info.get("_" + COST_KEY, True), cost, 0.0)
         return self._column_of(cost, torch.float32)
 
+    def step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """`EnvBase.step` without its generic post-processing: `_step` already writes
+        every done key and a `[*batch, 1]` reward, which is all that post-processing
+        would check or complete. Partial steps (``"_step"``) and preset ``"next"``
+        entries take TorchRL's own path."""
+        keys = tensordict.keys()  # (a TensorDict has no `in` of its own)
+        if "_step" in keys or "next" in keys:
+            return super().step(tensordict)
+        return tensordict.set("next", self._step(tensordict))
+
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         action = tensordict.get("action").detach().cpu().numpy()
         obs, reward, terminated, truncated, info = self.gym_env.step(action)
-        reward = self._column_of(reward, torch.float32)
-        terminated = self._column_of(terminated, torch.bool)
-        truncated = self._column_of(truncated, torch.bool)
+        if self.vectorized:
+            reward = self._column_of(reward, torch.float32)
+            terminated = self._column_of(terminated, torch.bool)
+            truncated = self._column_of(truncated, torch.bool)
+            done = terminated | truncated
+        else:  # Python scalars: three small tensors, no NumPy round trips
+            done = torch.tensor([bool(terminated or truncated)])
+            reward = torch.tensor([float(reward)], dtype=torch.float32)
+            terminated = torch.tensor([bool(terminated)])
+            truncated = torch.tensor([bool(truncated)])
         out = {
             "observation": self._observation(obs),
             "reward": reward,
             "terminated": terminated,
             "truncated": truncated,
-            "done": terminated | truncated,
+            "done": done,
             "step_count": tensordict.get("step_count") + 1,
             "episode_reward": tensordict.get("episode_reward") + reward,
             "is_init": torch.zeros(self._column, dtype=torch.bool),

@@ -62,14 +62,22 @@ class ActingPolicy(TensorDictModuleBase):
 
     def acting_device(self) -> torch.device | None:
         """Where `acting` computes: its `device` if it names one (a planner), else its
-        first parameter's (or buffer's) device."""
+        first parameter's (or buffer's) device.
+
+        The first parameter is found once and kept: `Module.to` moves a parameter's
+        data in place, so its `.device` stays current, while walking the module tree
+        again on every env step cost ~0.1 ms (a third of SAC's acting on Hopper)."""
         device = getattr(self.acting, "device", None)
         if device is not None:
             return device
-        tensor = next(self.acting.parameters(), None)
-        if tensor is None:
-            tensor = next(self.acting.buffers(), None)
-        return None if tensor is None else tensor.device
+        probe = self.__dict__.get("_device_probe")
+        if probe is None:
+            probe = next(self.acting.parameters(), None)
+            if probe is None:  # buffers are replaced, not moved, by `Module.to`: no cache
+                buffer = next(self.acting.buffers(), None)
+                return None if buffer is None else buffer.device
+            self.__dict__["_device_probe"] = probe
+        return probe.device
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         inputs = [tensordict.get(key) for key in self.in_keys]

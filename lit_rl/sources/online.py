@@ -75,25 +75,23 @@ class CollectorSource(DataSource):
             hp.buffer_capacity, hp.batch_size, device=module.device
         )
         self.segments = ReplaySegments(module.state_dir() / run_state.STATE_DIR, rank)
+        on_cpu = torch.device("cpu") if module.device.type == "cpu" else None
         self.collector = Collector(
             module.make_training_env(rank),
             module.make_policy(),
             frames_per_batch=hp.frames_per_batch * hp.num_envs,
             total_frames=-1,
             init_random_frames=hp.warmup_steps // module.world_size,
-            # Everything the collector holds stays on the CPU, where envs step: the policy
-            # moves observations to its own device and actions back (ActingPolicy), and
-            # the replay buffer copies each batch into its storage on the module's
-            # device. (Collector-side casting put trajectory ids on the GPU, which broke
-            # partial resets of parallel envs.)
             # Everything the collector holds stays where the envs step (the CPU): the
             # policy moves observations to its own device and actions back
             # (ActingPolicy), and the replay buffer copies each batch into its storage on
-            # the module's device. No device is named, so no step pays for a cast.
+            # the module's device. On a CPU run the policy and storage are named as on
+            # the CPU too, so the collector's data carries the CPU device and no step
+            # pays for a cast (a device-less batch is cast on every buffer write).
             # (Collector-side casting put trajectory ids on the GPU, which broke partial
             # resets of parallel envs.)
-            policy_device=None,
-            storing_device=None,
+            policy_device=on_cpu,
+            storing_device=on_cpu,
             # The batch is copied into the replay buffer at once, so the collector may
             # hand out its own buffer instead of a fresh clone every step.
             return_same_td=True,
