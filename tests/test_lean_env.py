@@ -97,7 +97,8 @@ def test_vector_env_reports_each_envs_cost():
     for t in range(200):  # drive one way, then back: env 1 crosses a hazard
         td["action"] = torch.tensor([[1.0, 0.3]]).expand(2, 2) if t < 100 else -torch.ones(2, 2)
         nxt = env.step(td)["next"]
-        costs = [ref.step(a.numpy())[4]["cost"] for ref, a in zip(reference, td["action"])]
+        steps = zip(reference, td["action"], strict=True)
+        costs = [ref.step(action.numpy())[4]["cost"] for ref, action in steps]
         totals += costs
         assert nxt["cost"].view(-1).tolist() == pytest.approx(costs)
         assert nxt["episode_cost"].view(-1).tolist() == pytest.approx(list(totals))
@@ -132,15 +133,20 @@ def test_env_states_round_trip_across_vector_kinds(vectorization):
     env.close()
 
 
-def test_collector_runs_the_async_vector_env_with_resets():
-    env = make_env("Hopper-v5", [0, 1, 2], vectorization="async", max_episode_steps=20)
+@pytest.mark.parametrize("vectorization", ["sync", "async"])
+def test_collector_resets_only_the_envs_that_finished(vectorization):
+    env = make_env("Hopper-v5", [0, 1, 2], vectorization=vectorization, max_episode_steps=20)
     collector = Collector(
-        env, None, frames_per_batch=30, total_frames=60, storing_device=None, track_traj_ids=False
+        env, None, frames_per_batch=90, total_frames=90, storing_device=None, track_traj_ids=False
     )
-    batches = list(collector)
+    (batch,) = list(collector)  # [3 envs, 30 steps]
     collector.shutdown()
-    data = torch.cat([b.reshape(-1) for b in batches])
-    assert data.numel() == 60
-    assert int(data["next", "done"].sum()) >= 3  # every env ended at least once
-    assert int(data["next", "step_count"].max()) <= 20
-    assert bool(data["is_init"].any())
+    assert batch.batch_size == (3, 30)
+    done = batch["next", "done"].squeeze(-1)
+    starts = batch["is_init"].squeeze(-1)
+    assert int(done.sum()) >= 3  # every env ended at least once (time limit 20)
+    assert int(batch["next", "step_count"].max()) <= 20
+    # an env restarts exactly after its own episode ended, never because another did
+    assert torch.equal(starts[:, 1:], done[:, :-1])
+    counts = batch["step_count"].squeeze(-1)
+    assert torch.equal(counts[:, 1:][~starts[:, 1:]], counts[:, :-1][~starts[:, 1:]] + 1)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO, run_cli, small_overrides, train
+from tensordict import TensorDict
 from torch.distributions import MultivariateNormal, kl_divergence
 
 from lit_rl.envs.make import make_env
@@ -428,3 +429,38 @@ def test_cvpo_threshold_uses_the_cost_discount_and_the_time_limit(tmp_path):
     assert module.cost_threshold() == pytest.approx(expected)
     assert module.loss_module.cost_threshold == pytest.approx(expected)
     assert module.loss_module.cost_gamma == 0.9 and module.loss_module.gamma == 0.99
+
+
+def test_cvpo_cost_limit_decays_to_the_recipe_limit(tmp_path):
+    """The released code's cost-limit decay: eps_c comes from a limit that falls linearly
+    from cost_limit_start to cost_limit over cost_decay_updates, then stays."""
+    from lit_rl.config import load_recipe
+    from lit_rl.run import build_module
+
+    overrides = ["algo.cost_gamma=0.9", "algo.cost_limit_start=25", "algo.cost_decay_updates=1000"]
+    module = build_module(load_recipe(POINTGOAL, overrides), tmp_path)
+    for updates, limit in ((0, 25.0), (500, 15.0), (1000, 5.0), (10**6, 5.0)):
+        assert module.schedules(updates)["cost_limit"] == pytest.approx(limit)
+        assert module.cost_threshold(updates) == pytest.approx(per_step_threshold(limit, 0.9, 200))
+    # the loss computes each update with that update's threshold
+    hp, n = module.hparams, 8
+    batch = TensorDict(
+        {
+            "observation": torch.randn(n, hp.obs_dim),
+            "action": torch.rand(n, hp.act_dim) * 2 - 1,
+            "next": {
+                "observation": torch.randn(n, hp.obs_dim),
+                "reward": torch.randn(n, 1),
+                "cost": torch.rand(n, 1),
+                "terminated": torch.zeros(n, 1, dtype=torch.bool),
+                "done": torch.zeros(n, 1, dtype=torch.bool),
+            },
+        },
+        [n],
+    )
+    assert module.loss_module.cost_threshold == pytest.approx(per_step_threshold(25, 0.9, 200))
+    module.updates = 500
+    module.compute_losses(batch)
+    assert module.loss_module.cost_threshold == pytest.approx(per_step_threshold(15.0, 0.9, 200))
+    plain = build_module(load_recipe(POINTGOAL, ["algo.cost_gamma=0.9"]), tmp_path / "plain")
+    assert plain.schedules(0)["cost_limit"] == plain.schedules(10**6)["cost_limit"] == 5.0

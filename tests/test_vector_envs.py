@@ -31,8 +31,9 @@ def test_vector_envs_count_every_env_step(tmp_path):
     assert module.episodes == 300 // 50
 
 
-def test_vector_envs_resume_equals_uninterrupted_run(tmp_path):
-    overrides = [f"algo.num_envs={NUM_ENVS}"]
+@pytest.mark.parametrize("vectorization", ["sync", "async"])
+def test_vector_envs_resume_equals_uninterrupted_run(tmp_path, vectorization):
+    overrides = [f"algo.num_envs={NUM_ENVS}", f"algo.vectorization={vectorization}"]
     _, straight, _ = train(small_overrides(tmp_path / "straight", *overrides, "max_env_steps=330"))
     _, _, half_dir = train(small_overrides(tmp_path / "halves", *overrides, "max_env_steps=180"))
     _, resumed, _ = train(
@@ -52,11 +53,17 @@ def test_vector_envs_resume_equals_uninterrupted_run(tmp_path):
         torch.testing.assert_close(p_resumed, p_straight, rtol=0, atol=0, msg=name)
 
 
-@pytest.mark.parametrize("bad", ["algo.num_envs=0"])
-def test_bad_num_envs_is_a_one_line_error(tmp_path, bad):
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("algo.num_envs=0", "algo.num_envs=0 is out of range"),
+        ("algo.vectorization=threads", "algo.vectorization='threads'; choose one of sync, async"),
+    ],
+)
+def test_bad_vector_settings_are_one_line_errors(tmp_path, bad, message):
     result = run_cli("run", str(REPO / "recipes" / "sac_pendulum.yaml"), bad, f"run_dir={tmp_path}")
     assert result.returncode == 2
-    assert "algo.num_envs=0 is out of range" in result.stderr
+    assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -166,6 +166,18 @@ class GymnasiumEnv(EnvBase):
             return super().step(tensordict)
         return tensordict.set("next", self._step(tensordict))
 
+    def _step_and_maybe_reset(
+        self, tensordict: TensorDictBase
+    ) -> tuple[TensorDictBase, TensorDictBase]:
+        """What a collector calls each step: step, carry the next state over with
+        TorchRL's own `step_mdp`, reset the envs that finished. `EnvBase`'s version
+        also handles device casts and native autoreset, neither of which this env
+        has (its data lives on its own device; autoreset is off)."""
+        if tensordict.device != self.device or self._post_step_mdp_hooks is not None:
+            return super()._step_and_maybe_reset(tensordict)
+        tensordict = self.step(tensordict)
+        return tensordict, self.maybe_reset(self._step_mdp(tensordict))
+
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         action = tensordict.get("action").detach().cpu().numpy()
         obs, reward, terminated, truncated, info = self.gym_env.step(action)

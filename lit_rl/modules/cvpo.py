@@ -41,6 +41,12 @@ class CVPO(OffPolicyModule):
         cost_gamma: discount of the cost critic and of the threshold's conversion (None =
             gamma, as the paper). A shorter cost horizon makes the cost value a function
             of nearby hazards rather than of where later goals happen to be placed.
+        cost_limit_start, cost_decay_updates: the released code's cost-limit decay
+            (FSRL's `use_cost_decay`, `cost_start`): the episodic limit behind eps_c falls
+            linearly from `cost_limit_start` to the recipe's `cost_limit` over the first
+            `cost_decay_updates` updates (None / 0: the recipe's limit from the start).
+            Early on a tight limit is infeasible over replay states, and the E-step's
+            cost multiplier then only minimises cost (docs/safe.md).
     """
 
     algo_name = "cvpo"
@@ -68,6 +74,8 @@ class CVPO(OffPolicyModule):
         episode_length: int | None = None,
         num_cost_qs: int = 1,
         cost_gamma: float | None = None,
+        cost_limit_start: float | None = None,
+        cost_decay_updates: int = 0,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -82,6 +90,8 @@ class CVPO(OffPolicyModule):
             "kl_epsilon": hp.kl_epsilon > 0,
             "init_std": hp.init_std > 0,
             "episode_length": hp.episode_length is None or hp.episode_length >= 1,
+            "cost_decay_updates": hp.cost_decay_updates >= 0,
+            "cost_limit_start": hp.cost_limit_start is None or hp.cost_limit_start >= 0,
         }
 
     def episode_length(self) -> int:
@@ -90,10 +100,30 @@ class CVPO(OffPolicyModule):
         length = length or registered_episode_length(hp.env_id)
         return int(length or 1000)
 
-    def cost_threshold(self) -> float:
-        """eps_c from the recipe's episodic cost_limit."""
+    def episodic_cost_limit(self, updates: int) -> float:
+        """The episodic limit at update `updates`: the recipe's `cost_limit`, reached
+        linearly from `cost_limit_start` over `cost_decay_updates` updates."""
         hp = self.hparams
-        return per_step_threshold(hp.cost_limit, self.cost_discount(), self.episode_length())
+        if hp.cost_limit_start is None or hp.cost_decay_updates == 0:
+            return float(hp.cost_limit)
+        progress = min(1.0, updates / hp.cost_decay_updates)
+        return float(hp.cost_limit_start + progress * (hp.cost_limit - hp.cost_limit_start))
+
+    def cost_threshold(self, updates: int | None = None) -> float:
+        """eps_c from the episodic cost limit at update `updates` (default: the run's
+        current update)."""
+        limit = self.episodic_cost_limit(self.updates if updates is None else updates)
+        return per_step_threshold(limit, self.cost_discount(), self.episode_length())
+
+    def schedules(self, updates: int) -> dict[str, float]:
+        return {
+            "cost_limit": self.episodic_cost_limit(updates),
+            "cost_threshold": self.cost_threshold(updates),
+        }
+
+    def compute_losses(self, batch):
+        self.loss_module.cost_threshold = self.cost_threshold()
+        return super().compute_losses(batch)
 
     def cost_discount(self) -> float:
         hp = self.hparams
@@ -112,7 +142,7 @@ class CVPO(OffPolicyModule):
             actor,
             critic,
             cost_critic,
-            cost_threshold=self.cost_threshold(),
+            cost_threshold=self.cost_threshold(updates=0),
             gamma=hp.gamma,
             cost_gamma=self.cost_discount(),
             num_samples=hp.num_samples,
