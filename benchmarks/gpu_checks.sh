@@ -46,3 +46,14 @@ rows = [r for r in csv.DictReader(open("/tmp/sac_halfcheetah/metrics.csv")) if r
 print("SAC HalfCheetah-v5 on GPU, time/env_fps by env step:",
       [(r.get("env_steps") or r.get("step"), round(float(r["time/env_fps"]), 1)) for r in rows])
 PY
+step 150 sac-halfcheetah-compiled python3 -c "from lit_rl.cli import main; raise SystemExit(main())" \
+    run recipes/sac_halfcheetah.yaml trainer.accelerator=gpu algo.compile=true max_env_steps=7000 \
+    algo.warmup_steps=1000 eval.every_env_steps=100000 eval.episodes=1 \
+    checkpoint.every_env_steps=100000 progress_bar=false "logger=[csv]" \
+    run_dir=/tmp/sac_halfcheetah_compiled
+[ -f /tmp/sac_halfcheetah_compiled/metrics.csv ] && python3 - <<'PY' 2>&1 | tee -a "$LOG"
+import csv
+rows = [r for r in csv.DictReader(open("/tmp/sac_halfcheetah_compiled/metrics.csv")) if r.get("time/env_fps")]
+print("SAC HalfCheetah-v5 on GPU, compiled, time/env_fps by env step:",
+      [(r.get("env_steps") or r.get("step"), round(float(r["time/env_fps"]), 1)) for r in rows])
+PY

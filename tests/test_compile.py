@@ -70,6 +70,7 @@ def test_compiled_update_and_acting_agree_with_eager(tmp_path, monkeypatch):
         policies = [m.make_policy() for m in (eager, compiled)]
         acts = [policy(observation.clone())["action"] for policy in policies]
     assert isinstance(policies[1].acting, OptimizedModule)
+    assert compiled.make_policy().acting is policies[1].acting  # compiled once per module
     torch.testing.assert_close(acts[1], acts[0], rtol=1e-5, atol=1e-6)
 
 

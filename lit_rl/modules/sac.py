@@ -9,7 +9,7 @@ from tensordict.nn import TensorDictModuleBase
 
 from lit_rl.errors import ConfigError
 from lit_rl.modules.off_policy import OffPolicyModule
-from lit_rl.modules.policy import make_gaussian_policy
+from lit_rl.modules.policy import ActingPolicy, GaussianActing, make_gaussian_policy
 from lit_rl.nets.actors import TanhGaussianActor
 from lit_rl.nets.critics import EnsembleQCritic
 from lit_rl.objectives.sac import SACLoss
@@ -88,10 +88,15 @@ class SAC(OffPolicyModule):
         )
 
     def make_policy(self) -> TensorDictModuleBase:
-        policy = make_gaussian_policy(self.loss_module.actor)
-        if self.hparams.compile:
-            policy.acting = torch.compile(policy.acting, mode=self.compile_mode())
-        return policy
+        if not self.hparams.compile:
+            return make_gaussian_policy(self.loss_module.actor)
+        # one compiled acting rule per module: every policy made after (collection, each
+        # evaluation) reuses its compiled code instead of compiling a new wrapper
+        acting = self.__dict__.get("_compiled_acting")
+        if acting is None:
+            acting = torch.compile(GaussianActing(self.loss_module.actor), mode=self.compile_mode())
+            self.__dict__["_compiled_acting"] = acting
+        return ActingPolicy(acting)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # One optimizer with a group per role: one step per update keeps global_step equal
