@@ -59,7 +59,8 @@ class GymnasiumEnv(EnvBase):
         env_fns: one callable per env, each making a Gymnasium env with a flat Box
             observation and a Box action space already rescaled to [-1, 1]
             (`lit_rl.envs.make.make_gym_env`).
-        seeds: each env's seed, applied at the first reset (as `GymWrapper.set_seed`).
+        seeds: each env's seed, applied at the first reset (`set_seed(s)` later seeds
+            the next reset with s, s + 1, ...).
         vectorization: ``sync`` or ``async`` for several envs (ignored for one).
         reports_costs: write ``cost`` / ``episode_cost`` from ``info["cost"]``.
     """
