@@ -218,7 +218,6 @@ class DiffusionActorCritic(OffPolicyModule):
             noise_std=now["exploration_std"],
             update_policy=self.is_policy_update(),
         )
-        self.check_finite(losses)
         total = sum(value for key, value in losses.items() if key.startswith("loss_"))
         policy_params = list(self.loss_module.policy.parameters())
         delayed = not self.is_policy_update()
@@ -226,8 +225,7 @@ class DiffusionActorCritic(OffPolicyModule):
             # DDP's reducer expects a gradient for every parameter in every backward; a
             # zero-weighted term gives the policy one without computing its loss
             total = total + 0.0 * sum(p.sum() for p in policy_params)
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(total)
+        self.checked_backward(losses, total, [optimizer])
         if delayed:
             for param in policy_params:
                 param.grad = None  # Adam skips the policy: a delayed update does not move it

@@ -73,6 +73,33 @@ class _Ticks(IterableDataset):
             i += 1
 
 
+def first_non_finite(losses: TensorDictBase) -> tuple[str, float] | None:
+    """`(name, mean value)` of the first NaN/inf `loss_*` term, or None."""
+    return next(
+        (
+            (key, float(value.detach().float().mean()))
+            for key, value in losses.items()
+            if key.startswith("loss_") and not torch.isfinite(value).all()
+        ),
+        None,
+    )
+
+
+def gradients_finite(optimizers) -> bool:
+    """Whether every gradient the optimizers would apply is finite."""
+    grads = [
+        param.grad
+        for optimizer in optimizers
+        for group in getattr(optimizer, "optimizer", optimizer).param_groups
+        for param in group["params"]
+        if param.grad is not None
+    ]
+    if not grads:
+        return True
+    total = torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False)
+    return bool(torch.isfinite(total))
+
+
 class OffPolicyModule(pl.LightningModule):
     """Collect -> extend buffer -> sample -> update -> target update, once for all algorithms.
 
@@ -245,11 +272,8 @@ class OffPolicyModule(pl.LightningModule):
         """
         losses = self.compute_losses(batch)
         total = sum(value for key, value in losses.items() if key.startswith("loss_"))
-        self.check_finite(losses)
         optimizers = self.update_optimizers()
-        for optimizer in optimizers:
-            optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(total)
+        self.checked_backward(losses, total, optimizers)
         self.before_optimizer_step()
         for optimizer in optimizers:
             optimizer.step()
@@ -379,27 +403,39 @@ class OffPolicyModule(pl.LightningModule):
             self.trainer.should_stop = True
         return None
 
-    def check_finite(self, losses: TensorDictBase) -> None:
-        """Raise `NonFiniteLossError` naming the first NaN/inf loss, before any step.
+    def checked_backward(self, losses: TensorDictBase, total: torch.Tensor, optimizers) -> None:
+        """`zero_grad` and one backward of `total`, raising `NonFiniteLossError` (naming
+        the first NaN/inf loss) before any optimizer step.
 
-        Under DDP every rank learns whether any rank saw one (one small all-reduce per
-        update), so all ranks stop at the same update instead of the healthy ones
-        waiting forever in the gradient all-reduce of a rank that left.
+        Under DDP every rank must stop at the same update, or the healthy ones wait
+        forever in the next all-reduce of a rank that left. The news travels in the
+        gradient all-reduce itself: a rank with a bad loss backpropagates `total * nan`,
+        so every rank's averaged gradients come out non-finite, and each rank checks
+        its own. No extra collective per update (each one waits for the slowest rank:
+        ~1 ms of a ~20 ms update on 2 CPU ranks). Under fp16 with a gradient scaler,
+        inf gradients are routine (the scaler skips those steps), so there the ranks
+        all-reduce a flag before the backward instead.
         """
-        bad = next(
-            (
-                (key, float(value.detach().float().mean()))
-                for key, value in losses.items()
-                if key.startswith("loss_") and not torch.isfinite(value).all()
-            ),
-            None,
-        )
-        # every rank takes part in the all-reduce, healthy or not
-        elsewhere = self.world_size > 1 and any_rank_true(bad is not None, self.device)
-        if bad is None and elsewhere:
-            raise NonFiniteLossError("on another rank", float("nan"), self.updates)
-        if bad is not None:
-            raise NonFiniteLossError(bad[0], bad[1], self.updates)
+        bad = first_non_finite(losses)
+        distributed = self.world_size > 1
+        scaled = distributed and getattr(self.trainer.precision_plugin, "scaler", None)
+        if not distributed or scaled:
+            # every rank takes part in the all-reduce, healthy or not
+            elsewhere = bool(scaled) and any_rank_true(bad is not None, self.device)
+            if bad is not None:
+                raise NonFiniteLossError(bad[0], bad[1], self.updates)
+            if elsewhere:
+                raise NonFiniteLossError("on another rank", float("nan"), self.updates)
+        elif bad is not None:
+            total = total * float("nan")  # poisons every rank's averaged gradients
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        if distributed and not scaled:
+            if bad is not None:
+                raise NonFiniteLossError(bad[0], bad[1], self.updates)
+            if not gradients_finite(optimizers):
+                raise NonFiniteLossError("on another rank", float("nan"), self.updates)
 
     def log_training(self, losses: TensorDictBase) -> None:
         """Write training metrics to every logger (global rank 0), stepped by update count.
