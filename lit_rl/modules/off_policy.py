@@ -403,6 +403,20 @@ class OffPolicyModule(pl.LightningModule):
             self.trainer.should_stop = True
         return None
 
+    def check_finite(self, losses: TensorDictBase) -> None:
+        """Raise `NonFiniteLossError` naming the first NaN/inf loss (call it before the
+        backward). Under DDP every rank learns whether any rank saw one (one small
+        all-reduce), so all ranks stop at the same update. `checked_backward` does the
+        same check without the extra all-reduce; this stays for updates written around
+        their own backward."""
+        bad = first_non_finite(losses)
+        # every rank takes part in the all-reduce, healthy or not
+        elsewhere = self.world_size > 1 and any_rank_true(bad is not None, self.device)
+        if bad is not None:
+            raise NonFiniteLossError(bad[0], bad[1], self.updates)
+        if elsewhere:
+            raise NonFiniteLossError("on another rank", float("nan"), self.updates)
+
     def checked_backward(self, losses: TensorDictBase, total: torch.Tensor, optimizers) -> None:
         """`zero_grad` and one backward of `total`, raising `NonFiniteLossError` (naming
         the first NaN/inf loss) before any optimizer step.
@@ -420,12 +434,7 @@ class OffPolicyModule(pl.LightningModule):
         distributed = self.world_size > 1
         scaled = distributed and getattr(self.trainer.precision_plugin, "scaler", None)
         if not distributed or scaled:
-            # every rank takes part in the all-reduce, healthy or not
-            elsewhere = bool(scaled) and any_rank_true(bad is not None, self.device)
-            if bad is not None:
-                raise NonFiniteLossError(bad[0], bad[1], self.updates)
-            if elsewhere:
-                raise NonFiniteLossError("on another rank", float("nan"), self.updates)
+            self.check_finite(losses)
         elif bad is not None:
             total = total * float("nan")  # poisons every rank's averaged gradients
         for optimizer in optimizers:

@@ -15,11 +15,11 @@ class DelayedActorSAC(SAC):
 
     def update(self, batch):
         losses = self.compute_losses(batch)  # loss_* terms (summed) and diagnostics
-        self.check_finite(losses)
         total = sum(value for key, value in losses.items() if key.startswith("loss_"))
         optimizer = self.optimizers()
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(total)  # every parameter gets a gradient: DDP stays in step
+        # zero_grad + backward, stopping every rank on a NaN/inf loss; every parameter
+        # gets a gradient, so DDP stays in step
+        self.checked_backward(losses, total, [optimizer])
         # `updates` is the same on every rank, so every rank skips the same updates
         if self.updates % self.hparams.actor_delay != 0:
             for param in [*self.loss_module.actor.parameters(), self.loss_module.log_alpha]:
