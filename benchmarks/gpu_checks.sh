@@ -19,6 +19,9 @@ if [ -d .whl ]; then
     [ -e lit_rl/callbacks ] || ln -s ../callbacks lit_rl/callbacks
 fi
 export PYTHONUNBUFFERED=1 RL_WARNINGS=False
+# No libEGL on the box: MuJoCo's import would fail under MUJOCO_GL=egl, so turn rendering off
+python3 -c "import ctypes.util, sys; sys.exit(ctypes.util.find_library('EGL') is None)" ||
+    export MUJOCO_GL=disable
 STEPS=" $* "
 step() {  # step SECONDS NAME COMMAND...
     local limit=$1 name=$2
@@ -28,10 +31,12 @@ step() {  # step SECONDS NAME COMMAND...
     timeout "$limit" "$@" 2>&1 | tee -a "$LOG"
     echo "=== $name: exit ${PIPESTATUS[0]}" | tee -a "$LOG"
 }
-step 30 versions python3 -c "import torch, torchrl, tensordict, lightning, gymnasium, mujoco
+step 20 versions python3 -c "import torch, torchrl, tensordict, lightning, gymnasium, mujoco
 print(torch.__version__, torch.cuda.get_device_name(0), torchrl.__version__,
       tensordict.__version__, lightning.__version__, gymnasium.__version__, mujoco.__version__)"
 step 200 cuda-tests python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
+step 150 cuda-new python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py \
+    -k "load_policy_acts_on_the_gpu or compiled_sac_trains_on_gpu"
 step 60 consistency python3 benchmarks/consistency.py --device cuda
 step 40 planning python3 benchmarks/planning.py --device cuda --run-steps 0
 step 150 offline python3 benchmarks/offline.py --device cuda --updates 2000 --rounds 2
@@ -56,4 +61,27 @@ import csv
 rows = [r for r in csv.DictReader(open("/tmp/sac_halfcheetah_compiled/metrics.csv")) if r.get("time/env_fps")]
 print("SAC HalfCheetah-v5 on GPU, compiled, time/env_fps by env step:",
       [(r.get("env_steps") or r.get("step"), round(float(r["time/env_fps"]), 1)) for r in rows])
+PY
+step 80 dpmd-humanoid python3 -c "from lit_rl.cli import main; raise SystemExit(main())" \
+    run recipes/dpmd_humanoid.yaml trainer.accelerator=gpu max_env_steps=6000 \
+    algo.warmup_steps=1000 eval.every_env_steps=100000 eval.episodes=1 \
+    checkpoint.every_env_steps=100000 progress_bar=false "logger=[csv]" \
+    run_dir=/tmp/dpmd_humanoid
+[ -f /tmp/dpmd_humanoid/metrics.csv ] && python3 - <<'PY' 2>&1 | tee -a "$LOG"
+import csv
+rows = [r for r in csv.DictReader(open("/tmp/dpmd_humanoid/metrics.csv")) if r.get("time/env_fps")]
+print("DPMD Humanoid-v5 on GPU, time/env_fps by env step:",
+      [(r.get("env_steps") or r.get("step"), round(float(r["time/env_fps"]), 1)) for r in rows])
+PY
+# where an eager SAC env step goes on this machine: cProfile of a short HalfCheetah run
+step 90 sac-profile python3 -m cProfile -o /tmp/sac.prof -m lit_rl.cli \
+    run recipes/sac_halfcheetah.yaml trainer.accelerator=gpu max_env_steps=3000 \
+    algo.warmup_steps=1000 eval.every_env_steps=100000 eval.episodes=1 \
+    checkpoint.every_env_steps=100000 progress_bar=false "logger=[csv]" \
+    run_dir=/tmp/sac_profile
+[ -f /tmp/sac.prof ] && python3 - <<'PY' 2>&1 | tee -a "$LOG"
+import pstats
+stats = pstats.Stats("/tmp/sac.prof")
+stats.sort_stats("tottime").print_stats(30)
+stats.sort_stats("cumulative").print_stats(60)
 PY

@@ -1,14 +1,18 @@
 """lit_rl: deep reinforcement learning with expressive policies on PyTorch Lightning."""
 
+import ctypes.util as _ctypes_util
 import os as _os
 import sys as _sys
 
 # Headless Linux (servers, clusters, CI): MuJoCo renders through EGL (eval videos). MuJoCo
-# picks its OpenGL backend once, when first imported, so this must come before it.
+# picks its OpenGL backend once, when first imported, so this must come before it. Only
+# where libEGL exists: without it, `import mujoco` itself fails under MUJOCO_GL=egl
+# (PyOpenGL raises AttributeError, not ImportError), so training could not even start.
 if (
     _sys.platform.startswith("linux")
     and "MUJOCO_GL" not in _os.environ
     and not (_os.environ.get("DISPLAY") or _os.environ.get("WAYLAND_DISPLAY"))
+    and _ctypes_util.find_library("EGL") is not None
 ):
     _os.environ["MUJOCO_GL"] = "egl"
 

@@ -307,6 +307,24 @@ def test_eval_video_records_the_first_evaluation_episode(tmp_path):
     assert [g.step for g in gifs] == [1, 20] and gifs[-1].encoded_image_string[:6] == b"GIF89a"
 
 
+@pytest.mark.parametrize("egl_present", [True, False])
+def test_headless_rendering_is_chosen_only_where_libegl_exists(egl_present):
+    """`import lit_rl` picks MUJOCO_GL=egl on a headless Linux box, but not on one without
+    libEGL: there `import mujoco` then fails outright (an H200 box had no libEGL)."""
+    import ctypes.util
+    import os
+
+    if ctypes.util.find_library("EGL") is None and egl_present:
+        pytest.skip("this machine has no libEGL")
+    hide = "" if egl_present else "ctypes.util.find_library = lambda name: None; "
+    code = f"import ctypes.util, os; {hide}import lit_rl; print(os.environ.get('MUJOCO_GL'))"
+    unset = ("MUJOCO_GL", "DISPLAY", "WAYLAND_DISPLAY")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ("egl" if egl_present else "None")
+
+
 def test_parallel_seeds_share_the_cores(monkeypatch):
     import os
 

@@ -74,6 +74,17 @@ class SAC(OffPolicyModule):
             self.__dict__["_compiled_loss"] = compiled
         return compiled(batch)
 
+    def update(self, batch):
+        losses = super().update(batch)
+        if self.hparams.compile and self.device.type == "cuda":
+            # Under CUDA graphs the gradients are the graph's output buffers, which the
+            # next replay (acting, the next update) overwrites; a stale `.grad` left on a
+            # parameter then fails whoever reads it later (Lightning's `.cpu()` at the
+            # end of fit did). The step has used them: drop them now.
+            for optimizer in self.update_optimizers():
+                optimizer.zero_grad(set_to_none=True)
+        return losses
+
     def make_loss(self) -> SACLoss:
         hp = self.hparams
         actor = TanhGaussianActor(hp.obs_dim, hp.act_dim, hp.actor_hidden, hp.activation)
