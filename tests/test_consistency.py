@@ -11,6 +11,7 @@ import torch
 from conftest import REPO, run_cli, train
 from tensordict import TensorDict
 
+from lit_rl.modules.consistency import ConsistencyActing
 from lit_rl.nets.behavior import MixtureBehavior
 from lit_rl.nets.conditional import ConditionalMLP, softmax_choice
 from lit_rl.nets.consistency import (
@@ -224,6 +225,14 @@ def test_consistency_recipes_run_offline_online_and_offline_to_online(small_data
     assert {"loss_consistency", "loss_actor_q", "loss_qvalue", "eval/normalized_score"} <= set(
         header
     )
+    # evaluation also runs the policy alone: one EMA sample, no choice among candidates by Q
+    assert "eval/one_sample_return_mean" in header and set(ac.eval_policies()) == {"", "one_sample"}
+    one_sample = ConsistencyActing(ac.loss_module, noise=0.0, one_sample=True)
+    obs = torch.randn(5, 3)
+    torch.manual_seed(3)
+    alone = ac.loss_module.ema_policy.sample(obs, 1)[:, 0]
+    torch.manual_seed(3)
+    torch.testing.assert_close(one_sample(obs), alone, rtol=1e-5, atol=1e-6)
     online_small = [*SMALL_NETS, "algo.critic_hidden=[32,32]", "algo.num_candidates=4"]
     _, online, _ = train(
         [*online_small, "max_env_steps=150", "algo.warmup_steps=100",

@@ -29,15 +29,27 @@ class ConsistencyActing(nn.Module):
     launches, not arithmetic, set the latency (as for the diffusion policies).
     """
 
-    def __init__(self, loss: ConsistencyBCLoss, noise: float, cuda_graphs: bool = True) -> None:
+    def __init__(
+        self,
+        loss: ConsistencyBCLoss,
+        noise: float,
+        cuda_graphs: bool = True,
+        one_sample: bool = False,
+    ) -> None:
         super().__init__()
         self.loss, self.noise, self.cuda_graphs = loss, noise, cuda_graphs
+        self.one_sample = one_sample
 
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
         batched = observation.dim() > 1
         obs = observation if batched else observation.unsqueeze(0)
         graphs = self.cuda_graphs and obs.is_cuda and not torch.is_autocast_enabled("cuda")
-        action = self.loss.graphed_act(obs) if graphs else self.loss.act(obs)
+        if self.one_sample:  # one EMA-policy sample, no choice by Q (Consistency-BC's rule)
+            action = ConsistencyBCLoss.act(self.loss, obs)
+        elif graphs:
+            action = self.loss.graphed_act(obs)
+        else:
+            action = self.loss.act(obs)
         if not acting_deterministically() and self.noise > 0:
             action = (action + self.noise * torch.randn_like(action)).clamp(-1.0, 1.0)
         return (action if batched else action.squeeze(0)).float()
@@ -231,6 +243,14 @@ class ConsistencyAC(ConsistencyBC):
             variant=hp.consistency_training,
             critic_target=hp.critic_target,
         )
+
+    def eval_policies(self) -> dict[str, TensorDictModuleBase]:
+        """The acting rule (`eval/return_mean`) and the policy alone, one EMA sample
+        without the choice by Q (`eval/one_sample_return_mean`): where the critic's errors
+        steer the choice, the two part (docs/consistency.md)."""
+        noise = self.hparams.explore_noise
+        one_sample = ConsistencyActing(self.loss_module, noise, one_sample=True)
+        return {"": self.make_policy(), "one_sample": ActingPolicy(one_sample)}
 
     def param_groups(self) -> list[dict]:
         critic = self.loss_module.critic
