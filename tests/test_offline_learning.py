@@ -100,7 +100,8 @@ def test_offline_to_online_keeps_its_score_then_improves(pendulum_datasets, tmp_
     strict=True,
     reason="open (issue 14): on the medium dataset of the UTD-0.1 suite (2026-11-27), 20k "
     "updates, seeds 0-2: Consistency-BC 27.2/26.4/31.0 (28.2), Consistency-AC 36.7/22.6/8.3 "
-    "(22.5; seed 2 fell from 39.0 at 4k updates). On the earlier suite, seed 0: CBC 41.8, CAC "
+    "(22.5; seed 2 fell from 39.0 at 4k updates); its policy alone, without the choice by Q, "
+    "38.1/32.2/34.3 (34.9, +6.7). On the earlier suite, seed 0: CBC 41.8, CAC "
     "1.2 (recipe), 10.9 (eta 0.1), 29.3 (10 candidates). Choosing among samples by a learned "
     "Q that varies ~1% across actions picks its errors (docs/consistency.md).",
 )
