@@ -464,3 +464,75 @@ def test_cvpo_cost_limit_decays_to_the_recipe_limit(tmp_path):
     assert module.loss_module.cost_threshold == pytest.approx(per_step_threshold(15.0, 0.9, 200))
     plain = build_module(load_recipe(POINTGOAL, ["algo.cost_gamma=0.9"]), tmp_path / "plain")
     assert plain.schedules(0)["cost_limit"] == plain.schedules(10**6)["cost_limit"] == 5.0
+
+
+def test_sample_recent_draws_only_the_newest_rows_also_after_wrapping():
+    from torchrl.data import LazyTensorStorage, ReplayBuffer
+
+    from lit_rl.data.replay import sample_recent
+
+    def rows(written: int, capacity: int) -> ReplayBuffer:
+        buffer = ReplayBuffer(storage=LazyTensorStorage(capacity), batch_size=4)
+        buffer.extend(TensorDict({"observation": torch.arange(float(written))[:, None]}, [written]))
+        return buffer
+
+    torch.manual_seed(0)
+    drawn = sample_recent(rows(20, 100), 5, 400)["observation"].flatten().unique()
+    assert drawn.tolist() == [15.0, 16.0, 17.0, 18.0, 19.0]
+    wrapped = sample_recent(rows(13, 10), 3, 300)["observation"].flatten().unique()
+    assert wrapped.tolist() == [10.0, 11.0, 12.0]  # rows 10-12 overwrote slots 0-2
+    everything = sample_recent(rows(6, 10), 50, 400)["observation"].flatten().unique()
+    assert everything.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_cvpo_recent_states_feed_the_e_and_m_step(tmp_path, monkeypatch):
+    """`algo.recent_states`: the E-step (and the M-step) see states drawn from the newest
+    transitions; the critics still learn from the uniform batch."""
+    from lit_rl.config import load_recipe
+    from lit_rl.data.replay import make_replay_buffer
+    from lit_rl.run import build_module
+
+    module = build_module(load_recipe(POINTGOAL, ["algo.recent_states=5"]), tmp_path)
+    hp, n = module.hparams, 16
+    stored = 50
+    module.replay_buffer = make_replay_buffer(1000, n)
+    module.replay_buffer.extend(
+        TensorDict(
+            {
+                "observation": torch.arange(float(stored))[:, None].expand(stored, hp.obs_dim),
+                "action": torch.zeros(stored, hp.act_dim),
+            },
+            [stored],
+        )
+    )
+    batch = TensorDict(
+        {
+            "observation": torch.full((n, hp.obs_dim), -7.0),
+            "action": torch.rand(n, hp.act_dim) * 2 - 1,
+            "next": {
+                "observation": torch.randn(n, hp.obs_dim),
+                "reward": torch.randn(n, 1),
+                "cost": torch.rand(n, 1),
+                "terminated": torch.zeros(n, 1, dtype=torch.bool),
+                "done": torch.zeros(n, 1, dtype=torch.bool),
+            },
+        },
+        [n],
+    )
+    seen = {}
+    loss = module.loss_module
+    e_step, critic_losses = loss.e_step, loss.critic_losses
+
+    def recording_e_step(obs):
+        seen["e_step"] = obs
+        return e_step(obs)
+
+    def recording_critic_losses(td):
+        seen["critics"] = td.get("observation")
+        return critic_losses(td)
+
+    monkeypatch.setattr(loss, "e_step", recording_e_step)
+    monkeypatch.setattr(loss, "critic_losses", recording_critic_losses)
+    module.compute_losses(batch)
+    assert set(seen["e_step"][:, 0].tolist()) <= {45.0, 46.0, 47.0, 48.0, 49.0}
+    assert (seen["critics"] == -7.0).all()

@@ -27,6 +27,23 @@ def make_replay_buffer(
     )
 
 
+def sample_recent(buffer: ReplayBuffer, window: int, batch_size: int) -> TensorDictBase:
+    """`batch_size` transitions drawn uniformly (with replacement) from the `window` most
+    recently written ones (all of them while fewer are stored).
+
+    The writer fills the storage round-robin: the newest row sits just before its cursor,
+    also after the storage has wrapped around.
+    """
+    stored = len(buffer)
+    if stored == 0:
+        raise ValueError("sample_recent: the replay buffer is empty")
+    window = min(window, stored)
+    cursor = getattr(buffer._writer, "_cursor", stored)  # the next row the writer fills
+    device = buffer.storage.device if hasattr(buffer.storage, "device") else "cpu"
+    back = torch.randint(window, (batch_size,), device=device)
+    return buffer.storage[(cursor - 1 - back) % stored]
+
+
 def tensordict_state(td: TensorDictBase) -> dict[str, Any]:
     """A TensorDict as nested plain dicts of tensors (loads with `weights_only=True`)."""
     return {"data": td.to_dict(), "batch_size": list(td.batch_size)}

@@ -8,6 +8,7 @@ import gymnasium as gym
 import torch
 from tensordict.nn import TensorDictModuleBase
 
+from lit_rl.data.replay import sample_recent
 from lit_rl.modules.off_policy import OffPolicyModule
 from lit_rl.modules.policy import make_gaussian_policy
 from lit_rl.nets.critics import EnsembleQCritic
@@ -47,6 +48,13 @@ class CVPO(OffPolicyModule):
             `cost_decay_updates` updates (None / 0: the recipe's limit from the start).
             Early on a tight limit is infeasible over replay states, and the E-step's
             cost multiplier then only minimises cost (docs/safe.md).
+        recent_states: draw the E- and M-step's states from the `recent_states` most
+            recent transitions instead of the critics' uniform batch (None: the batch, as
+            the released code). The cost constraint averages the cost value over those
+            states; over the whole replay it also averages states that older, less safe
+            policies visited (inside hazards no action avoids cost), which can make it
+            infeasible for every policy and send the multiplier to its bound. A departure
+            from the paper, off by default.
     """
 
     algo_name = "cvpo"
@@ -76,6 +84,7 @@ class CVPO(OffPolicyModule):
         cost_gamma: float | None = None,
         cost_limit_start: float | None = None,
         cost_decay_updates: int = 0,
+        recent_states: int | None = None,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -92,6 +101,7 @@ class CVPO(OffPolicyModule):
             "episode_length": hp.episode_length is None or hp.episode_length >= 1,
             "cost_decay_updates": hp.cost_decay_updates >= 0,
             "cost_limit_start": hp.cost_limit_start is None or hp.cost_limit_start >= 0,
+            "recent_states": hp.recent_states is None or hp.recent_states >= 1,
         }
 
     def episode_length(self) -> int:
@@ -123,6 +133,13 @@ class CVPO(OffPolicyModule):
 
     def compute_losses(self, batch):
         self.loss_module.cost_threshold = self.cost_threshold()
+        window = self.hparams.recent_states
+        if window is not None:
+            recent = sample_recent(self.replay_buffer, window, batch.shape[0])
+            observation = recent.get("observation")
+            if batch.device is not None:
+                observation = observation.to(batch.device)
+            batch.set("policy_observation", observation)
         return super().compute_losses(batch)
 
     def cost_discount(self) -> float:

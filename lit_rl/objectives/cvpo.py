@@ -220,7 +220,9 @@ class CVPOLoss(nn.Module):
 
     def forward(self, td: TensorDictBase) -> TensorDict:
         loss_q, loss_cost, info = self.critic_losses(td)
-        obs = td.get("observation")
+        # the E- and M-step's states: the batch's, or recent ones (`policy_observation`)
+        obs = td.get("policy_observation", None)
+        obs = td.get("observation") if obs is None else obs
         actions, weights = self.e_step(obs)
         loss_actor, m_info = self.m_step_loss(obs, actions, weights)
         entropy = -(weights * weights.clamp_min(1e-12).log()).sum(1).mean()
