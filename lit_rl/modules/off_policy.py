@@ -74,7 +74,16 @@ class _Ticks(IterableDataset):
 
 
 def first_non_finite(losses: TensorDictBase) -> tuple[str, float] | None:
-    """`(name, mean value)` of the first NaN/inf `loss_*` term, or None."""
+    """`(name, mean value)` of the first NaN/inf `loss_*` term, or None.
+
+    One check over all terms (one host synchronisation per update); only a failing
+    update looks for the culprit term by term.
+    """
+    terms = [value for key, value in losses.items() if key.startswith("loss_")]
+    if not terms or bool(
+        torch.isfinite(torch.stack([t.detach().float().sum() for t in terms])).all()
+    ):
+        return None
     return next(
         (
             (key, float(value.detach().float().mean()))
@@ -433,7 +442,10 @@ class OffPolicyModule(pl.LightningModule):
         bad = first_non_finite(losses)
         distributed = self.world_size > 1
         scaled = distributed and getattr(self.trainer.precision_plugin, "scaler", None)
-        if not distributed or scaled:
+        if not distributed:
+            if bad is not None:
+                raise NonFiniteLossError(bad[0], bad[1], self.updates)
+        elif scaled:
             self.check_finite(losses)
         elif bad is not None:
             total = total * float("nan")  # poisons every rank's averaged gradients
