@@ -31,6 +31,15 @@ step() {  # step SECONDS NAME COMMAND...
     timeout "$limit" "$@" 2>&1 | tee -a "$LOG"
     echo "=== $name: exit ${PIPESTATUS[0]}" | tee -a "$LOG"
 }
+env_fps() {  # env_fps LABEL RUN_DIR: a run's time/env_fps by env step, into the log
+    [ -f "$2/metrics.csv" ] || return 0
+    python3 - "$1" "$2/metrics.csv" <<'PY' 2>&1 | tee -a "$LOG"
+import csv, sys
+rows = [r for r in csv.DictReader(open(sys.argv[2])) if r.get("time/env_fps")]
+print(f"{sys.argv[1]}, time/env_fps by env step:",
+      [(r.get("env_steps") or r.get("step"), round(float(r["time/env_fps"]), 1)) for r in rows])
+PY
+}
 step 20 versions python3 -c "import torch, torchrl, tensordict, lightning, gymnasium, mujoco
 print(torch.__version__, torch.cuda.get_device_name(0), torchrl.__version__,
       tensordict.__version__, lightning.__version__, gymnasium.__version__, mujoco.__version__)"
@@ -45,34 +54,19 @@ step 90 sac-halfcheetah python3 -c "from lit_rl.cli import main; raise SystemExi
     algo.warmup_steps=1000 eval.every_env_steps=100000 eval.episodes=1 \
     checkpoint.every_env_steps=100000 progress_bar=false "logger=[csv]" \
     run_dir=/tmp/sac_halfcheetah
-[ -f /tmp/sac_halfcheetah/metrics.csv ] && python3 - <<'PY' 2>&1 | tee -a "$LOG"
-import csv
-rows = [r for r in csv.DictReader(open("/tmp/sac_halfcheetah/metrics.csv")) if r.get("time/env_fps")]
-print("SAC HalfCheetah-v5 on GPU, time/env_fps by env step:",
-      [(r.get("env_steps") or r.get("step"), round(float(r["time/env_fps"]), 1)) for r in rows])
-PY
+env_fps "SAC HalfCheetah-v5 on GPU" /tmp/sac_halfcheetah
 step 150 sac-halfcheetah-compiled python3 -c "from lit_rl.cli import main; raise SystemExit(main())" \
     run recipes/sac_halfcheetah.yaml trainer.accelerator=gpu algo.compile=true max_env_steps=7000 \
     algo.warmup_steps=1000 eval.every_env_steps=100000 eval.episodes=1 \
     checkpoint.every_env_steps=100000 progress_bar=false "logger=[csv]" \
     run_dir=/tmp/sac_halfcheetah_compiled
-[ -f /tmp/sac_halfcheetah_compiled/metrics.csv ] && python3 - <<'PY' 2>&1 | tee -a "$LOG"
-import csv
-rows = [r for r in csv.DictReader(open("/tmp/sac_halfcheetah_compiled/metrics.csv")) if r.get("time/env_fps")]
-print("SAC HalfCheetah-v5 on GPU, compiled, time/env_fps by env step:",
-      [(r.get("env_steps") or r.get("step"), round(float(r["time/env_fps"]), 1)) for r in rows])
-PY
+env_fps "SAC HalfCheetah-v5 on GPU, compiled" /tmp/sac_halfcheetah_compiled
 step 80 dpmd-humanoid python3 -c "from lit_rl.cli import main; raise SystemExit(main())" \
     run recipes/dpmd_humanoid.yaml trainer.accelerator=gpu max_env_steps=6000 \
     algo.warmup_steps=1000 eval.every_env_steps=100000 eval.episodes=1 \
     checkpoint.every_env_steps=100000 progress_bar=false "logger=[csv]" \
     run_dir=/tmp/dpmd_humanoid
-[ -f /tmp/dpmd_humanoid/metrics.csv ] && python3 - <<'PY' 2>&1 | tee -a "$LOG"
-import csv
-rows = [r for r in csv.DictReader(open("/tmp/dpmd_humanoid/metrics.csv")) if r.get("time/env_fps")]
-print("DPMD Humanoid-v5 on GPU, time/env_fps by env step:",
-      [(r.get("env_steps") or r.get("step"), round(float(r["time/env_fps"]), 1)) for r in rows])
-PY
+env_fps "DPMD Humanoid-v5 on GPU" /tmp/dpmd_humanoid
 # where an eager SAC env step goes on this machine: cProfile of a short HalfCheetah run
 step 90 sac-profile python3 -m cProfile -o /tmp/sac.prof -m lit_rl.cli \
     run recipes/sac_halfcheetah.yaml trainer.accelerator=gpu max_env_steps=3000 \

@@ -419,6 +419,25 @@ def test_safe_resume_equals_uninterrupted_run(recipe, tmp_path):
         torch.testing.assert_close(p_resumed, p_straight, rtol=0, atol=0, msg=name)
 
 
+def cost_batch(obs_dim: int, act_dim: int, observation: torch.Tensor) -> TensorDict:
+    """A random batch of transitions with costs, at the given observations."""
+    n = observation.shape[0]
+    return TensorDict(
+        {
+            "observation": observation,
+            "action": torch.rand(n, act_dim) * 2 - 1,
+            "next": {
+                "observation": torch.randn(n, obs_dim),
+                "reward": torch.randn(n, 1),
+                "cost": torch.rand(n, 1),
+                "terminated": torch.zeros(n, 1, dtype=torch.bool),
+                "done": torch.zeros(n, 1, dtype=torch.bool),
+            },
+        },
+        [n],
+    )
+
+
 def test_cvpo_threshold_uses_the_cost_discount_and_the_time_limit(tmp_path):
     from lit_rl.config import load_recipe
     from lit_rl.run import build_module
@@ -444,20 +463,7 @@ def test_cvpo_cost_limit_decays_to_the_recipe_limit(tmp_path):
         assert module.cost_threshold(updates) == pytest.approx(per_step_threshold(limit, 0.9, 200))
     # the loss computes each update with that update's threshold
     hp, n = module.hparams, 8
-    batch = TensorDict(
-        {
-            "observation": torch.randn(n, hp.obs_dim),
-            "action": torch.rand(n, hp.act_dim) * 2 - 1,
-            "next": {
-                "observation": torch.randn(n, hp.obs_dim),
-                "reward": torch.randn(n, 1),
-                "cost": torch.rand(n, 1),
-                "terminated": torch.zeros(n, 1, dtype=torch.bool),
-                "done": torch.zeros(n, 1, dtype=torch.bool),
-            },
-        },
-        [n],
-    )
+    batch = cost_batch(hp.obs_dim, hp.act_dim, torch.randn(n, hp.obs_dim))
     assert module.loss_module.cost_threshold == pytest.approx(per_step_threshold(25, 0.9, 200))
     module.updates = 500
     module.compute_losses(batch)
@@ -505,20 +511,7 @@ def test_cvpo_recent_states_feed_the_e_and_m_step(tmp_path, monkeypatch):
             [stored],
         )
     )
-    batch = TensorDict(
-        {
-            "observation": torch.full((n, hp.obs_dim), -7.0),
-            "action": torch.rand(n, hp.act_dim) * 2 - 1,
-            "next": {
-                "observation": torch.randn(n, hp.obs_dim),
-                "reward": torch.randn(n, 1),
-                "cost": torch.rand(n, 1),
-                "terminated": torch.zeros(n, 1, dtype=torch.bool),
-                "done": torch.zeros(n, 1, dtype=torch.bool),
-            },
-        },
-        [n],
-    )
+    batch = cost_batch(hp.obs_dim, hp.act_dim, torch.full((n, hp.obs_dim), -7.0))
     seen = {}
     loss = module.loss_module
     e_step, critic_losses = loss.e_step, loss.critic_losses
