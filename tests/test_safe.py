@@ -278,6 +278,52 @@ def test_safe_arc_minimises_cost_when_nothing_is_feasible():
     assert float(x) < 0.55
 
 
+def test_safe_arc_finds_a_way_out_when_its_sampling_has_collapsed_at_a_bound():
+    """A warm-started plan at full speed (+1, an action bound) gets zero sampling
+    variance from the released cap, so ARC's samples all repeat it; the uniform samples
+    still offer the sequences that stop short of the costly region."""
+
+    def run(uniform_samples: int) -> float:
+        torch.manual_seed(0)
+        step, cost_fn = _line_world()
+        planner = SafeARCPlanner(
+            step,
+            None,
+            cost_fn=cost_fn,
+            act_dim=1,
+            horizon=4,
+            num_samples=50,
+            particles=1,
+            iterations=4,
+            kappa=20.0,
+            uniform_samples=uniform_samples,
+        )
+        x = torch.tensor([0.3])
+        planner.mean = torch.ones(4, 1)  # the previous plan: full speed ahead
+        for _ in range(8):
+            x = x + 0.1 * planner(x)
+        return float(x)
+
+    assert run(uniform_samples=0) > 0.5  # collapsed: drives into the costly region
+    assert 0.4 < run(uniform_samples=50) <= 0.5  # approaches its edge, stays out
+
+
+def test_safe_arc_adds_uniform_samples_only_when_too_few_are_feasible():
+    """Uniform sequences would pull a feasible plan's weighted mean towards the action
+    box's centre (the robot crawled), so they join only when needed."""
+    step, cost_fn = _line_world()
+    planner = SafeARCPlanner(
+        step, None, cost_fn=cost_fn, act_dim=1, horizon=4, particles=1, uniform_samples=30
+    )
+    safe_start, stuck_start = torch.tensor([0.0]), torch.tensor([0.45])
+    full_speed = torch.ones(20, 4, 1)
+    kept, _ = planner.weigh(safe_start, full_speed)
+    assert kept.shape[0] == 20  # all 20 feasible: nothing added
+    widened, logits = planner.weigh(stuck_start, full_speed)
+    assert widened.shape[0] == 50 and logits.shape == (50,)
+    torch.testing.assert_close(widened[:20], full_speed)
+
+
 # ---------------------------------------------------------------------------- engine
 def test_safe_runs_log_costs_and_store_them(tmp_path):
     overrides = small_overrides(

@@ -42,6 +42,10 @@ class SafeLOOP(LOOP):
     plan_cost_threshold: a sequence is feasible when its worst rollout's summed cost
         is at most this (0.2).
     min_feasible: below this many feasible sequences the planner minimises cost (10).
+    plan_uniform_samples: sequences drawn uniformly from the action box that join an
+        iteration's candidates when fewer than `min_feasible` of them are feasible (50):
+        a way around a hazard stays among the candidates when ARC's sampling has
+        collapsed at an action bound (a deviation from the paper; `SafeARCPlanner`).
     """
 
     algo_name = "safe_loop"
@@ -56,6 +60,7 @@ class SafeLOOP(LOOP):
         plan_iterations: int = 8,
         plan_cost_threshold: float = 0.2,
         min_feasible: int = 10,
+        plan_uniform_samples: int = 50,
         **kwargs,
     ) -> None:
         super().__init__(
@@ -67,7 +72,10 @@ class SafeLOOP(LOOP):
         hp = self.hparams
         return {
             **super().range_checks(),
-            "min_feasible": 1 <= hp.min_feasible <= hp.num_samples + hp.num_prior,
+            "min_feasible": 1
+            <= hp.min_feasible
+            <= hp.num_samples + hp.num_prior + hp.plan_uniform_samples,
+            "plan_uniform_samples": hp.plan_uniform_samples >= 0,
             "plan_cost_threshold": hp.plan_cost_threshold >= 0,
         }
 

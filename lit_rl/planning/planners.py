@@ -298,6 +298,11 @@ class ARCPlanner(SequencePlanner):
         """`kappa * score`, whose softmax over candidates gives the MPPI weights."""
         return self.kappa * self.score(observation, candidates)
 
+    def weigh(self, observation: torch.Tensor, candidates: torch.Tensor):
+        """`(candidates, logits)`: the sequences an iteration refits to and their MPPI
+        logits (a subclass may add candidates, as safe ARC does)."""
+        return candidates, self.mppi_logits(observation, candidates)
+
     def settle(self, observation, mean, candidates, weights) -> torch.Tensor:
         """The plan kept (warm start) and executed in evaluation: the refined mean."""
         return mean
@@ -310,8 +315,8 @@ class ARCPlanner(SequencePlanner):
             mean = self.initial_mean(observation)
         var = torch.full_like(mean, self.init_var)
         for _ in range(self.iterations):
-            candidates = self.candidates(mean, var, prior)
-            weights = torch.softmax(self.mppi_logits(observation, candidates), dim=0)
+            candidates, logits = self.weigh(observation, self.candidates(mean, var, prior))
+            weights = torch.softmax(logits, dim=0)
             new_mean = torch.einsum("k,kha->ha", weights, candidates)
             new_var = torch.einsum("k,kha->ha", weights, (candidates - new_mean) ** 2)
             mean = self.mean_momentum * mean + (1.0 - self.mean_momentum) * new_mean
@@ -367,14 +372,24 @@ class SafeARCPlanner(ARCPlanner):
     (by return). When fewer than `min_feasible` are feasible, the planner minimises cost
     instead: weights `softmax(-cost_kappa * cost)` over all sequences.
 
+    When fewer than `min_feasible` of an iteration's candidates are feasible, it also
+    scores `uniform_samples` sequences drawn uniformly from the action box. Why: the
+    released variance cap gives a mean at an action bound zero variance, so once the
+    warm-started plan saturates (full speed towards the goal) every sample repeats it,
+    and the planner drove into hazards that most other sequences avoid (measured on
+    SafePointGoalSmall, docs/safe.md: all of 2000 uniform sequences were feasible five
+    steps before an entry where none of the 55 ARC candidates was). A deviation from
+    the paper, whose planner has no such samples.
+
     Args (besides ARC's): cost_fn, cost_threshold (0.2), min_feasible (10), cost_kappa
-    (inverse temperature on costs when minimising them).
+    (inverse temperature on costs when minimising them), uniform_samples (50).
     """
 
     recipe_options = {
         **ARCPlanner.recipe_options,
         "cost_threshold": "plan_cost_threshold",
         "min_feasible": "min_feasible",
+        "uniform_samples": "plan_uniform_samples",
     }
 
     def __init__(
@@ -384,11 +399,15 @@ class SafeARCPlanner(ARCPlanner):
         cost_threshold: float = 0.2,
         min_feasible: int = 10,
         cost_kappa: float = 10.0,
+        uniform_samples: int = 50,
         **kw,
     ) -> None:
         super().__init__(*args, **kw)
+        if uniform_samples < 0:
+            raise ValueError(f"uniform_samples must be >= 0, got {uniform_samples}")
         self.cost_fn, self.cost_threshold = cost_fn, cost_threshold
         self.min_feasible, self.cost_kappa = min_feasible, cost_kappa
+        self.uniform_samples = uniform_samples
         self.last_feasible = 0  # feasible sequences at the last iteration (diagnostics)
 
     def sequence_costs(self, observation: torch.Tensor, candidates: torch.Tensor):
@@ -396,8 +415,29 @@ class SafeARCPlanner(ARCPlanner):
         returns, costs = self.rollouts(observation, candidates, cost_fn=self.cost_fn)
         return returns, costs.max(dim=1).values
 
-    def mppi_logits(self, observation: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    def weigh(self, observation: torch.Tensor, candidates: torch.Tensor):
+        """Safe MPPI logits; when fewer than `min_feasible` of ARC's candidates are
+        feasible, `uniform_samples` sequences uniform in the action box join them (only
+        then: at ARC's temperature a feasible plan's weighted mean would otherwise be
+        diluted towards the box's centre, and the robot crawls)."""
         returns, cost = self.sequence_costs(observation, candidates)
+        if int((cost <= self.cost_threshold).sum()) < self.min_feasible and self.uniform_samples:
+            uniform = torch.empty(
+                (self.uniform_samples, *candidates.shape[1:]),
+                dtype=candidates.dtype,
+                device=candidates.device,
+            ).uniform_(ACTION_LOW, ACTION_HIGH)
+            more_returns, more_cost = self.sequence_costs(observation, uniform)
+            candidates = torch.cat([candidates, uniform])
+            returns, cost = torch.cat([returns, more_returns]), torch.cat([cost, more_cost])
+        return candidates, self.safe_logits(returns, cost)
+
+    def mppi_logits(self, observation: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        return self.safe_logits(*self.sequence_costs(observation, candidates))
+
+    def safe_logits(self, returns: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
+        """MPPI logits by return over feasible sequences, or by cost when fewer than
+        `min_feasible` are feasible."""
         feasible = cost <= self.cost_threshold
         self.last_feasible = int(feasible.sum())
         if self.last_feasible < self.min_feasible:
