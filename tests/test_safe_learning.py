@@ -74,6 +74,7 @@ def run(recipe: str, tmp_path, *extra: str):
     ("recipe", "safe"),
     [
         ("sac_pointgoal", False),
+        ("safe_loop_pointgoal", True),
         *(
             pytest.param(recipe, True, marks=pytest.mark.xfail(strict=True, reason=reason))
             for recipe, reason in (
@@ -83,7 +84,6 @@ def run(recipe: str, tmp_path, *extra: str):
                     "open (issue 15): the E-step's multiplier sits at its bound; cost under "
                     "the limit with no goals, or over it (docs/safe.md)",
                 ),
-                ("safe_loop_pointgoal", "open (issue 15): final eval cost 12.6 > 5 (docs/safe.md)"),
             )
         ),
     ],
