@@ -336,7 +336,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
             raise ConfigError("collecting with a random policy needs --env ID")
         env_id = args.env
         actor = random_actor(len(action_bounds(env_id)[0]), args.seed)
-        max_episode_steps = None
+        max_episode_steps, env_kwargs = None, None
     else:
         from lit_rl.modules.loading import module_from_checkpoint
 
@@ -346,9 +346,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
             raise ConfigError(f"{args.policy} acts in {module.hparams.env_id}, not in {env_id}")
         actor = module_actor(module, args.noise, args.seed)
         max_episode_steps = module.hparams.max_episode_steps
+        env_kwargs = module.hparams.get("env_kwargs")
     if args.policy == "random" and args.noise:
         raise ConfigError("--noise applies to a checkpoint's policy, not to 'random'")
-    table = rollout_steps(env_id, actor, args.steps, args.seed, max_episode_steps)
+    table = rollout_steps(env_id, actor, args.steps, args.seed, max_episode_steps, env_kwargs)
     metadata = {
         "policy": args.policy,
         "noise": args.noise,

@@ -7,7 +7,7 @@ A recipe is a mapping with these top-level keys (see docs/recipes.md):
     dataset, max_updates             an offline run (instead of max_env_steps)
     init_from                        start online from an offline checkpoint
     cost_limit                       episodic cost limit of a safe run (env with costs)
-    env:        {id, max_episode_steps}
+    env:        {id, max_episode_steps, kwargs}
     algo:       {name, <constructor arguments of the algorithm>}
     trainer:    {<lightning.Trainer arguments>}
     logger:     [csv, tensorboard, {name: wandb, project: ...}]
@@ -58,7 +58,8 @@ TOP_LEVEL: dict[str, Any] = {
     "cost_limit": float | None,
     "early_stopping": dict | None,
 }
-ENV_KEYS = {"id": str, "max_episode_steps": int | None}
+# kwargs: keyword arguments of gymnasium.make (an env's own options)
+ENV_KEYS = {"id": str, "max_episode_steps": int | None, "kwargs": dict | None}
 EVAL_KEYS = {"every_env_steps": int, "every_updates": int, "episodes": int, "video": bool}
 CHECKPOINT_KEYS = {
     "every_env_steps": int,
@@ -107,6 +108,7 @@ ENGINE_FILLED_KEYS = {
     "max_env_steps",
     "seed",
     "max_episode_steps",
+    "env_kwargs",
     "run_dir",
     "dataset",
     "max_updates",

@@ -110,7 +110,10 @@ def build_module(cfg: dict[str, Any], run_dir: Path) -> OffPolicyModule:
     """The algorithm's LightningModule with the recipe's hyperparameters."""
     env_cfg = cfg.get("env", {})
     env_id = env_cfg.get("id") or dataset_env_id(cfg["dataset"])
-    probe = make_env(env_id, cfg.get("seed", 0), env_cfg.get("max_episode_steps"))
+    env_kwargs = dict(env_cfg.get("kwargs") or {}) or None
+    probe = make_env(
+        env_id, cfg.get("seed", 0), env_cfg.get("max_episode_steps"), env_kwargs=env_kwargs
+    )
     obs_dim, act_dim = env_dims(probe)
     probe.close()
     algo = dict(cfg["algo"])
@@ -122,6 +125,7 @@ def build_module(cfg: dict[str, Any], run_dir: Path) -> OffPolicyModule:
         max_env_steps=cfg.get("max_env_steps", 0),
         seed=cfg.get("seed", 0),
         max_episode_steps=env_cfg.get("max_episode_steps"),
+        env_kwargs=env_kwargs,
         run_dir=str(run_dir),
         dataset=cfg.get("dataset"),
         max_updates=cfg.get("max_updates"),

@@ -29,7 +29,9 @@ def record_episode(module: Any, seed: int, path: Path, max_steps: int = 100_000)
 
     hp = module.hparams
     try:
-        env = make_gym_env(hp.env_id, hp.max_episode_steps, render_mode="rgb_array")
+        env = make_gym_env(
+            hp.env_id, hp.max_episode_steps, render_mode="rgb_array", env_kwargs=hp.env_kwargs
+        )
     except Exception as err:  # noqa: BLE001 - renderers fail in many ways
         raise ConfigError(f"eval.video: env '{hp.env_id}' cannot render: {err}") from None
     policy = module.make_policy()

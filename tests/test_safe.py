@@ -343,6 +343,27 @@ def test_safe_runs_log_costs_and_store_them(tmp_path):
     assert module.loss_module.multiplier.updates == 4  # one update per finished episode
 
 
+def test_env_kwargs_reach_every_env_of_a_run(tmp_path):
+    """`env.kwargs` go to gymnasium.make for the training and evaluation envs and
+    survive in the checkpoint: with `cost_indicator: false` the goal task's cost is the
+    hazard penetration (fractions), not steps in hazards (0 or 1)."""
+    overrides = small_overrides(
+        tmp_path,
+        "algo.name=sac_lagrangian",
+        "max_env_steps=1000",
+        "eval.every_env_steps=1000",
+        "env.max_episode_steps=200",
+        "env.kwargs={cost_indicator: false}",
+    )
+    _, module, _ = train(overrides, recipe=str(REPO / "recipes" / "sac_lag_pointgoal.yaml"))
+    costs = module.replay_buffer.storage[: len(module.replay_buffer)]["next", "cost"]
+    inside = costs[costs > 0]
+    assert inside.numel() > 0 and bool((inside < 0.25 + 1e-6).all())  # r = 0.25
+    assert bool((inside < 1).any())  # penetration, not an indicator
+    assert module.hparams.env_kwargs == {"cost_indicator": False}
+    assert not module.make_env(7).gym_env.unwrapped.cost_indicator  # the evaluation env
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -352,6 +373,10 @@ def test_safe_runs_log_costs_and_store_them(tmp_path):
         ),
         ([POINTGOAL, "cost_limit=null"], "cvpo needs the recipe's top-level cost_limit"),
         ([POINTGOAL, "cost_limit=-1"], "'cost_limit' must be >= 0"),
+        (
+            [POINTGOAL, "env.kwargs={colour: red}"],
+            "env.kwargs {'colour': 'red'} do not fit env 'lit_rl/SafePointGoalSmall-v0'",
+        ),
         (
             [
                 str(REPO / "recipes" / "safe_loop_pointgoal.yaml"),

@@ -74,12 +74,18 @@ def module_actor(module, noise: float, seed: int) -> Actor:
 
 
 def rollout_steps(
-    env_id: str, actor: Actor, steps: int, seed: int, max_episode_steps: int | None = None
+    env_id: str,
+    actor: Actor,
+    steps: int,
+    seed: int,
+    max_episode_steps: int | None = None,
+    env_kwargs: dict | None = None,
 ) -> StepTable:
-    """`steps` env steps of `actor` (whole episodes; the last one cut at the budget)."""
+    """`steps` env steps of `actor` (whole episodes; the last one cut at the budget) in
+    `env_id` made with `env_kwargs` (a checkpoint's `env.kwargs`)."""
     if steps <= 0:
         raise ConfigError(f"--steps must be positive, got {steps}")
-    env = make_gym_env(env_id, max_episode_steps)
+    env = make_gym_env(env_id, max_episode_steps, env_kwargs=env_kwargs)
     rows: dict[str, list] = {k: [] for k in ("obs", "act", "rew", "term", "trunc", "next", "cost")}
     returns, episode_return, has_cost = [], 0.0, False
     observation, _ = env.reset(seed=seed)

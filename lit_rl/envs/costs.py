@@ -11,6 +11,7 @@ costs the way they see rewards. Envs without costs are built exactly as before.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import gymnasium as gym
 
@@ -25,11 +26,12 @@ def gym_env_reports_costs(env: gym.Env) -> bool:
 
 
 @functools.lru_cache(maxsize=64)
-def env_reports_costs(env_id: str) -> bool:
-    """Whether the Gymnasium env `env_id` reports `info["cost"]` (cached per id)."""
+def env_reports_costs(env_id: str, env_kwargs: tuple[tuple[str, Any], ...] = ()) -> bool:
+    """Whether the Gymnasium env `env_id` (made with `env_kwargs`, as sorted items so
+    the answer can be cached) reports `info["cost"]`."""
     from lit_rl.envs.make import make_gym_env
 
-    env = make_gym_env(env_id)
+    env = make_gym_env(env_id, env_kwargs=dict(env_kwargs))
     try:
         return gym_env_reports_costs(env)
     finally:

@@ -36,14 +36,30 @@ def check_env_id(env_id: str) -> None:
 
 
 def make_gym_env(
-    env_id: str, max_episode_steps: int | None = None, render_mode: str | None = None
+    env_id: str,
+    max_episode_steps: int | None = None,
+    render_mode: str | None = None,
+    env_kwargs: dict | None = None,
 ) -> gym.Env:
-    """A Gymnasium env with a continuous action space rescaled to [-1, 1]."""
+    """A Gymnasium env with a continuous action space rescaled to [-1, 1].
+
+    `env_kwargs` (a recipe's `env.kwargs`) go to `gymnasium.make`: the env's own options,
+    such as `cost_indicator` of the lit_rl goal tasks."""
     check_env_id(env_id)
-    kwargs: dict = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+    kwargs: dict = dict(env_kwargs or {})
+    if max_episode_steps is not None:
+        kwargs["max_episode_steps"] = max_episode_steps
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
-    env = gym.make(env_id, **kwargs)
+    try:
+        env = gym.make(env_id, **kwargs)
+    except TypeError as err:
+        if not env_kwargs:
+            raise
+        reason = str(err).strip().splitlines()[0].split(" was raised from")[0]
+        raise ConfigError(
+            f"env.kwargs {dict(env_kwargs)} do not fit env '{env_id}': {reason}"
+        ) from None
     if not isinstance(env.action_space, gym.spaces.Box):
         raise ConfigError(
             f"env '{env_id}' has a {type(env.action_space).__name__} action space; "
@@ -63,6 +79,7 @@ def make_env(
     seed: int | Sequence[int],
     max_episode_steps: int | None = None,
     vectorization: str = "sync",
+    env_kwargs: dict | None = None,
 ) -> GymnasiumEnv:
     """A seeded TorchRL env: float32 observations, step counts, episode returns.
 
@@ -73,6 +90,7 @@ def make_env(
         max_episode_steps: overrides the registered time limit when given.
         vectorization: ``sync`` (one process) or ``async`` (a worker per env) for
             several envs.
+        env_kwargs: keyword arguments of ``gymnasium.make`` (a recipe's ``env.kwargs``).
 
     Returns:
         A `GymnasiumEnv` whose ``observation`` is float32 ``[obs_dim]``, whose
@@ -82,10 +100,12 @@ def make_env(
     """
     seeds = [seed] if isinstance(seed, int) else [int(s) for s in seed]
     check_env_id(env_id)
-    makers = [partial(make_gym_env, env_id, max_episode_steps) for _ in seeds]
-    return GymnasiumEnv(
-        makers, seeds, vectorization=vectorization, reports_costs=env_reports_costs(env_id)
-    )
+    env_kwargs = dict(env_kwargs or {})
+    makers = [
+        partial(make_gym_env, env_id, max_episode_steps, env_kwargs=env_kwargs) for _ in seeds
+    ]
+    reports_costs = env_reports_costs(env_id, tuple(sorted(env_kwargs.items())))
+    return GymnasiumEnv(makers, seeds, vectorization=vectorization, reports_costs=reports_costs)
 
 
 def env_dims(env: GymnasiumEnv) -> tuple[int, int]:

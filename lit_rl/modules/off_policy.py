@@ -134,6 +134,7 @@ class OffPolicyModule(pl.LightningModule):
         seed: the run's seed: it seeds network initialisation, and every env and
             sampling stream is derived from it (`lit_rl.seeding`).
         max_episode_steps: overrides the env's time limit.
+        env_kwargs: keyword arguments of `gymnasium.make` (the recipe's `env.kwargs`).
         log_every_updates: updates between logged training metrics.
         updates_per_step: updates per Lightning `training_step`; >1 amortises the
             Lightning loop's fixed cost (about 0.5 ms a step). Use it with
@@ -176,6 +177,7 @@ class OffPolicyModule(pl.LightningModule):
         target_update_every: int = 1,
         seed: int = 0,
         max_episode_steps: int | None = None,
+        env_kwargs: dict | None = None,
         log_every_updates: int = 100,
         updates_per_step: int = 1,
         run_dir: str | None = None,
@@ -223,7 +225,7 @@ class OffPolicyModule(pl.LightningModule):
         hp = self.hparams
         if not self.uses_costs:
             return
-        if not env_reports_costs(hp.env_id):
+        if not env_reports_costs(hp.env_id, tuple(sorted((hp.env_kwargs or {}).items()))):
             raise ConfigError(
                 f"{self.algo_name} learns from costs, but env '{hp.env_id}' reports no "
                 "info['cost'] (lit_rl's safety envs: lit_rl/SafePointGoal-v0, ...)"
@@ -356,7 +358,8 @@ class OffPolicyModule(pl.LightningModule):
     # ----------------------------------------------------------------- setup
     def make_env(self, seed: int):
         """One env (a rank's training envs and the evaluation env are made by this)."""
-        return make_env(self.hparams.env_id, seed, self.hparams.max_episode_steps)
+        hp = self.hparams
+        return make_env(hp.env_id, seed, hp.max_episode_steps, env_kwargs=hp.env_kwargs)
 
     def make_training_env(self, rank: int):
         """Rank `rank`'s training env: one env, or `num_envs` of them as a vector env."""
@@ -367,6 +370,7 @@ class OffPolicyModule(pl.LightningModule):
             seeds[0] if hp.num_envs == 1 else seeds,
             hp.max_episode_steps,
             vectorization=hp.vectorization,
+            env_kwargs=hp.env_kwargs,
         )
 
     def on_fit_start(self) -> None:

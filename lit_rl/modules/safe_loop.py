@@ -21,9 +21,9 @@ from lit_rl.modules.loop import LOOP
 from lit_rl.planning.planners import CostFn
 
 
-def observation_cost_fn(env_id: str) -> CostFn:
+def observation_cost_fn(env_id: str, env_kwargs: dict | None = None) -> CostFn:
     """The env's `cost_from_observation` (raises a `ConfigError` when it has none)."""
-    env: gym.Env = make_gym_env(env_id)
+    env: gym.Env = make_gym_env(env_id, env_kwargs=env_kwargs)
     try:
         cost_fn = getattr(env.unwrapped, "cost_from_observation", None)
     finally:
@@ -66,7 +66,7 @@ class SafeLOOP(LOOP):
         super().__init__(
             *args, planner=planner, horizon=horizon, plan_iterations=plan_iterations, **kwargs
         )
-        self._cost_fn: CostFn = observation_cost_fn(self.hparams.env_id)
+        self._cost_fn: CostFn = observation_cost_fn(self.hparams.env_id, self.hparams.env_kwargs)
 
     def range_checks(self) -> dict[str, bool]:
         hp = self.hparams
