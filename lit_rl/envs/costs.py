@@ -25,10 +25,14 @@ def gym_env_reports_costs(env: gym.Env) -> bool:
     return COST_KEY in info
 
 
+def env_reports_costs(env_id: str, env_kwargs: dict[str, Any] | None = None) -> bool:
+    """Whether the Gymnasium env `env_id`, made with `env_kwargs`, reports
+    `info["cost"]` (cached per id and options)."""
+    return _reports_costs(env_id, tuple(sorted((env_kwargs or {}).items())))
+
+
 @functools.lru_cache(maxsize=64)
-def env_reports_costs(env_id: str, env_kwargs: tuple[tuple[str, Any], ...] = ()) -> bool:
-    """Whether the Gymnasium env `env_id` (made with `env_kwargs`, as sorted items so
-    the answer can be cached) reports `info["cost"]`."""
+def _reports_costs(env_id: str, env_kwargs: tuple[tuple[str, Any], ...]) -> bool:
     from lit_rl.envs.make import make_gym_env
 
     env = make_gym_env(env_id, env_kwargs=dict(env_kwargs))

@@ -104,7 +104,7 @@ def make_env(
     makers = [
         partial(make_gym_env, env_id, max_episode_steps, env_kwargs=env_kwargs) for _ in seeds
     ]
-    reports_costs = env_reports_costs(env_id, tuple(sorted(env_kwargs.items())))
+    reports_costs = env_reports_costs(env_id, env_kwargs)
     return GymnasiumEnv(makers, seeds, vectorization=vectorization, reports_costs=reports_costs)
 
 

@@ -225,7 +225,7 @@ class OffPolicyModule(pl.LightningModule):
         hp = self.hparams
         if not self.uses_costs:
             return
-        if not env_reports_costs(hp.env_id, tuple(sorted((hp.env_kwargs or {}).items()))):
+        if not env_reports_costs(hp.env_id, hp.env_kwargs):
             raise ConfigError(
                 f"{self.algo_name} learns from costs, but env '{hp.env_id}' reports no "
                 "info['cost'] (lit_rl's safety envs: lit_rl/SafePointGoal-v0, ...)"
