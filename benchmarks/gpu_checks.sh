@@ -7,6 +7,18 @@
 #
 #     bash benchmarks/gpu_checks.sh                       # every step
 #     bash benchmarks/gpu_checks.sh cuda-tests offline    # only these
+#
+# The wheels (the machine has Python 3.12, torch, lightning, numpy, yaml; 30 MB in all),
+# made here once per checkout (`.whl/` is git-excluded):
+#     echo /.whl/ >> .git/info/exclude
+#     for p in torchrl==0.14.1 tensordict==0.14.3 gymnasium==1.4.0 farama-notifications \
+#              mujoco==4.0.0 mujoco-core==4.0.0 mujoco-studio==4.0.0 glfw pyopengl websockets \
+#              omegaconf==2.4.0 antlr4-python3-runtime==4.13.2 pyvers hoptorch \
+#              importlib_metadata orjson; do
+#         python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+#             --implementation cp --platform manylinux_2_28_x86_64 \
+#             --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl "$p"
+#     done
 set -u
 OUT=${OUT:-/tmp/gpu_checks}
 mkdir -p "$OUT"
@@ -40,12 +52,12 @@ print(f"{sys.argv[1]}, time/env_fps by env step:",
       [(r.get("env_steps") or r.get("step"), round(float(r["time/env_fps"]), 1)) for r in rows])
 PY
 }
-step 20 versions python3 -c "import torch, torchrl, tensordict, lightning, gymnasium, mujoco
+step 60 versions python3 -c "import torch, torchrl, tensordict, lightning, gymnasium, mujoco
 print(torch.__version__, torch.cuda.get_device_name(0), torchrl.__version__,
       tensordict.__version__, lightning.__version__, gymnasium.__version__, mujoco.__version__)"
 step 200 cuda-tests python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
 step 150 cuda-new python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py \
-    -k "load_policy_acts_on_the_gpu or compiled_sac_trains_on_gpu"
+    -k "graphed_step_trains_like_eager or compiled_sac_trains_on_gpu"
 step 60 consistency python3 benchmarks/consistency.py --device cuda
 step 40 planning python3 benchmarks/planning.py --device cuda --run-steps 0
 step 150 offline python3 benchmarks/offline.py --device cuda --updates 2000 --rounds 2
@@ -67,6 +79,11 @@ step 80 dpmd-humanoid python3 -c "from lit_rl.cli import main; raise SystemExit(
     checkpoint.every_env_steps=100000 progress_bar=false "logger=[csv]" \
     run_dir=/tmp/dpmd_humanoid
 env_fps "DPMD Humanoid-v5 on GPU" /tmp/dpmd_humanoid
+# issue 17's scaling target needs a core per rank: this box has them (CPU ranks, gloo)
+step 240 scaling python3 benchmarks/scaling.py --ranks 1 2 4
+step 230 scaling-fixed python3 benchmarks/scaling.py --ranks 1 2 4 --threads-per-rank 2
+# each piece of a GPU SAC env step alone, and the variants that could replace it
+step 130 gpu-step python3 benchmarks/gpu_step.py --device cuda
 # where an eager SAC env step goes on this machine: cProfile of a short HalfCheetah run
 step 90 sac-profile python3 -m cProfile -o /tmp/sac.prof -m lit_rl.cli \
     run recipes/sac_halfcheetah.yaml trainer.accelerator=gpu max_env_steps=3000 \
@@ -78,4 +95,16 @@ import pstats
 stats = pstats.Stats("/tmp/sac.prof")
 stats.sort_stats("tottime").print_stats(30)
 stats.sort_stats("cumulative").print_stats(60)
+PY
+# the same for the compiled (CUDA-graph) run: what is left per env step once the update is fast
+step 150 sac-profile-compiled python3 -m cProfile -o /tmp/sac_compiled.prof -m lit_rl.cli \
+    run recipes/sac_halfcheetah.yaml trainer.accelerator=gpu algo.compile=true max_env_steps=4000 \
+    algo.warmup_steps=1000 eval.every_env_steps=100000 eval.episodes=1 \
+    checkpoint.every_env_steps=100000 progress_bar=false "logger=[csv]" \
+    run_dir=/tmp/sac_profile_compiled
+[ -f /tmp/sac_compiled.prof ] && python3 - <<'PY' 2>&1 | tee -a "$LOG"
+import pstats
+stats = pstats.Stats("/tmp/sac_compiled.prof")
+stats.sort_stats("tottime").print_stats(25)
+stats.sort_stats("cumulative").print_stats(50)
 PY

@@ -46,10 +46,17 @@ def env_steps_per_s(run_dir: Path) -> float:
     return statistics.median(rates[1:])
 
 
+def rank_threads(args: argparse.Namespace, ranks: int) -> int:
+    """Threads per rank: `--threads-per-rank`, else the cores split evenly (1 on a GPU)."""
+    if args.accelerator != "cpu":
+        return 1
+    return args.threads_per_rank or max(1, args.cores // ranks)
+
+
 def run(args: argparse.Namespace, ranks: int, root: Path) -> float:
     """One `lit-rl run` on `ranks` DDP processes; returns its global env steps/s."""
     run_dir = root / f"ranks{ranks}"
-    threads = max(1, args.cores // ranks) if args.accelerator == "cpu" else 1
+    threads = rank_threads(args, ranks)
     warmup = args.warmup * ranks
     overrides = [
         f"run_dir={run_dir}",
@@ -65,9 +72,10 @@ def run(args: argparse.Namespace, ranks: int, root: Path) -> float:
         "checkpoint.every_env_steps=1000000000",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    lit_rl = Path(sys.executable).parent / "lit-rl"
+    # `python -m lit_rl.cli` rather than the `lit-rl` script: it also runs from a source
+    # tree on PYTHONPATH (a lent GPU machine), and DDP's launcher re-runs the same line
     result = subprocess.run(
-        [str(lit_rl), "run", args.recipe, *overrides],
+        [sys.executable, "-m", "lit_rl.cli", "run", args.recipe, *overrides],
         cwd=REPO, env=env, capture_output=True, text=True,
     )  # fmt: skip
     if result.returncode != 0:
@@ -84,13 +92,18 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=1, help="envs per rank")
     parser.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--threads-per-rank", type=int, default=0,
+        help="give every rank this many threads instead of splitting --cores (a many-core "
+        "machine: small updates run slower on 16 threads than on 2)",
+    )  # fmt: skip
     args = parser.parse_args()
     print(f"{args.recipe}: {args.cores} cores, {args.accelerator}, {args.num_envs} env(s) per rank")
     with tempfile.TemporaryDirectory() as tmp:
         rates = {ranks: run(args, ranks, Path(tmp)) for ranks in args.ranks}
     base = rates[args.ranks[0]]
     for ranks, rate in rates.items():
-        threads = max(1, args.cores // ranks) if args.accelerator == "cpu" else "-"
+        threads = rank_threads(args, ranks) if args.accelerator == "cpu" else "-"
         print(
             f"{ranks} rank(s) x {threads} thread(s): {rate:7.1f} env steps/s | "
             f"{rate / base:.2f}x of {args.ranks[0]} rank(s) (ideal {ranks / args.ranks[0]:.0f}x)",

@@ -82,3 +82,44 @@ def test_compile_is_a_sac_family_key(tmp_path):
     recipe = str(REPO / "recipes" / "dpmd_pendulum.yaml")
     result = run_cli("run", recipe, "algo.compile=true", f"run_dir={tmp_path}")
     assert result.returncode == 2 and "unknown key 'algo.compile'" in result.stderr
+
+
+def regression_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer):
+    def step(batch):
+        loss = ((model(batch["x"]) - batch["y"]) ** 2).mean()
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    return step
+
+
+def test_warmup_steps_are_undone_before_a_graph_is_captured():
+    """`GraphedStep` trains a few eager warm-up steps before capture; `undone_afterwards`
+    puts the weights, Adam's state and the RNG back, so the first replayed update equals
+    a fresh model's first update (on the CPU here: the same code runs before a capture)."""
+    from lit_rl.nets.cuda_graphs import undone_afterwards
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    fresh = torch.nn.Linear(3, 2)
+    fresh.load_state_dict(model.state_dict())
+    batch = TensorDict({"x": torch.randn(8, 3), "y": torch.randn(8, 2)}, [8])
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    fresh_optimizer = torch.optim.Adam(fresh.parameters(), lr=0.1)
+    rng_before = torch.get_rng_state()
+    with undone_afterwards(list(model.parameters()), optimizer):
+        for _ in range(3):
+            optimizer.zero_grad()
+            regression_step(model, optimizer)(batch)
+            torch.randn(5)  # the warm-up draws random numbers too
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    for mine, theirs in zip(model.parameters(), fresh.parameters(), strict=True):
+        assert torch.equal(mine, theirs)
+    for module, adam in ((model, optimizer), (fresh, fresh_optimizer)):
+        adam.zero_grad(set_to_none=True)  # as GraphedStep does before its capture
+        regression_step(module, adam)(batch)
+    for mine, theirs in zip(model.parameters(), fresh.parameters(), strict=True):
+        torch.testing.assert_close(mine, theirs)
+    state = optimizer.state[next(model.parameters())]
+    assert float(state["step"]) == 1.0  # the warm-up's three steps are not counted

@@ -12,7 +12,7 @@ from conftest import REPO, small_overrides, train
 from test_diffusion_modules import TINY
 
 from lit_rl.nets.critics import EnsembleQCritic
-from lit_rl.nets.cuda_graphs import GraphedCall
+from lit_rl.nets.cuda_graphs import GraphedCall, GraphedStep
 from lit_rl.nets.diffusion import DiffusionPolicy, DiffusionSchedule, EpsilonNetwork
 from lit_rl.objectives.rsm import DPMDLoss
 
@@ -251,3 +251,43 @@ def test_compiled_sac_trains_on_gpu_and_agrees_with_eager(tmp_path, monkeypatch)
     # gradient: a stale CUDA-graph output there raises (it did in a CLI run on an H200)
     assert module.updates > 0 and trainer.strategy.root_device.type == "cuda"
     assert all(p.grad is None for p in module.parameters())
+    # on one GPU in full precision the whole update replays from one graph, and
+    # Lightning still counts one optimizer step per update
+    assert module.__dict__["_graphed_update"].captured
+    assert trainer.global_step == module.updates
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_graphed_step_trains_like_eager_steps():
+    """Four updates replayed from one CUDA graph (fused, capturable Adam) move the weights
+    exactly as four eager updates on the same batches: the warm-up before capture is
+    undone and every replay reads the new batch."""
+    from tensordict import TensorDict
+    from test_compile import regression_step
+
+    torch.manual_seed(0)
+
+    def mlp() -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
+
+    models = [mlp(), mlp()]
+    models[1].load_state_dict(models[0].state_dict())
+    models = [m.cuda() for m in models]
+    optimizers = [
+        torch.optim.Adam(m.parameters(), lr=0.01, fused=True, capturable=c)
+        for m, c in zip(models, (False, True), strict=True)
+    ]
+    trained = list(models[1].parameters())
+    graphed = GraphedStep(regression_step(models[1], optimizers[1]), trained, optimizers[1])
+    batches = [
+        TensorDict({"x": torch.randn(8, 3), "y": torch.randn(8, 2)}, [8]).cuda() for _ in range(4)
+    ]
+    eager_step = regression_step(models[0], optimizers[0])
+    for batch in batches:
+        optimizers[0].zero_grad(set_to_none=True)
+        eager_loss = eager_step(batch)
+        graphed_loss = graphed(batch)
+        torch.testing.assert_close(graphed_loss, eager_loss, rtol=1e-5, atol=1e-6)
+    assert graphed.captured
+    for eager, replayed in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(replayed, eager, rtol=1e-5, atol=1e-6)

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 import torch
 from tensordict.nn import TensorDictModuleBase
 
-from lit_rl.errors import ConfigError
-from lit_rl.modules.off_policy import OffPolicyModule
+from lit_rl.errors import ConfigError, NonFiniteLossError
+from lit_rl.modules.off_policy import OffPolicyModule, first_non_finite
 from lit_rl.modules.policy import ActingPolicy, GaussianActing, make_gaussian_policy
 from lit_rl.nets.actors import TanhGaussianActor
 from lit_rl.nets.critics import EnsembleQCritic
+from lit_rl.nets.cuda_graphs import GraphedStep
 from lit_rl.objectives.sac import SACLoss
 
 
@@ -74,8 +75,65 @@ class SAC(OffPolicyModule):
             self.__dict__["_compiled_loss"] = compiled
         return compiled(batch)
 
+    def on_fit_start(self) -> None:
+        # a fit has its own trainer and optimizer: decide and capture again
+        self.__dict__.pop("_graphs_whole_update", None)
+        self.__dict__.pop("_graphed_update", None)
+        super().on_fit_start()
+
+    def graphs_whole_update(self) -> bool:
+        """Whether `algo.compile` replays the whole update from one CUDA graph: on one
+        GPU, in full precision, with one optimizer and no hook between backward and step.
+        Elsewhere (DDP's all-reduce, a gradient scaler, a subclass's hooks) only the loss
+        is compiled."""
+        trainer = self._trainer
+        return (
+            self.hparams.compile
+            and self.device.type == "cuda"
+            and self.world_size == 1
+            and trainer is not None
+            and str(trainer.precision) in ("32-true", "32")
+            and len(self.update_optimizers()) == 1
+            and self.lr_schedulers() is None  # a captured step keeps the lr it was recorded with
+            and type(self).before_optimizer_step is OffPolicyModule.before_optimizer_step
+        )
+
+    def graphed_update(self, batch):
+        """One update replayed from a CUDA graph (`GraphedStep`): losses, backward and the
+        Adam step in ~0.65 ms instead of ~1.8 ms with the loss compiled (H100, HalfCheetah
+        shapes). Lightning's step counting is kept; its optimizer wrapper runs once, at
+        capture. The NaN check reads the losses after the replay, so a non-finite loss
+        stops the run after its step was applied (to weights that are then not saved)."""
+        (wrapped,) = self.update_optimizers()
+        graphed = self.__dict__.get("_graphed_update")
+        if graphed is None:
+            optimizer = wrapped.optimizer
+            for group in optimizer.param_groups:
+                group["capturable"] = True  # its step count stays on the GPU
+
+            def step(static_batch):
+                losses = self.loss_module(static_batch)
+                total = sum(value for key, value in losses.items() if key.startswith("loss_"))
+                total.backward()
+                optimizer.step()
+                return losses.detach()
+
+            trained = [p for p in self.loss_module.parameters() if p.requires_grad]
+            graphed = GraphedStep(step, trained, optimizer)
+            self.__dict__["_graphed_update"] = graphed  # out of the module tree
+        wrapped._on_before_step()  # Lightning's optimizer-step count (global_step)
+        losses = graphed(batch)
+        wrapped._on_after_step()
+        bad = first_non_finite(losses)
+        if bad is not None:
+            raise NonFiniteLossError(bad[0], bad[1], self.updates)
+        return losses
+
     def update(self, batch):
-        losses = super().update(batch)
+        graphed = self.__dict__.get("_graphs_whole_update")
+        if graphed is None:  # decided at the first update of a fit: nothing in it changes
+            graphed = self.__dict__["_graphs_whole_update"] = self.graphs_whole_update()
+        losses = self.graphed_update(batch) if graphed else super().update(batch)
         if self.hparams.compile and self.device.type == "cuda":
             # Under CUDA graphs the gradients are the graph's output buffers, which the
             # next replay (acting, the next update) overwrites; a stale `.grad` left on a
