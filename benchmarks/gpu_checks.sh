@@ -84,27 +84,23 @@ step 240 scaling python3 benchmarks/scaling.py --ranks 1 2 4
 step 230 scaling-fixed python3 benchmarks/scaling.py --ranks 1 2 4 --threads-per-rank 2
 # each piece of a GPU SAC env step alone, and the variants that could replace it
 step 130 gpu-step python3 benchmarks/gpu_step.py --device cuda
-# where an eager SAC env step goes on this machine: cProfile of a short HalfCheetah run
-step 90 sac-profile python3 -m cProfile -o /tmp/sac.prof -m lit_rl.cli \
-    run recipes/sac_halfcheetah.yaml trainer.accelerator=gpu max_env_steps=3000 \
-    algo.warmup_steps=1000 eval.every_env_steps=100000 eval.episodes=1 \
-    checkpoint.every_env_steps=100000 progress_bar=false "logger=[csv]" \
-    run_dir=/tmp/sac_profile
-[ -f /tmp/sac.prof ] && python3 - <<'PY' 2>&1 | tee -a "$LOG"
-import pstats
-stats = pstats.Stats("/tmp/sac.prof")
+profile_sac() {  # profile_sac SECONDS NAME EXTRA_OVERRIDE...: cProfile of a short run
+    local limit=$1 name=$2
+    shift 2
+    step "$limit" "$name" python3 -m cProfile -o "/tmp/$name.prof" -m lit_rl.cli \
+        run recipes/sac_halfcheetah.yaml trainer.accelerator=gpu "$@" \
+        algo.warmup_steps=1000 eval.every_env_steps=100000 eval.episodes=1 \
+        checkpoint.every_env_steps=100000 progress_bar=false "logger=[csv]" \
+        "run_dir=/tmp/$name"
+    [ -f "/tmp/$name.prof" ] || return 0
+    python3 - "/tmp/$name.prof" <<'PY' 2>&1 | tee -a "$LOG"
+import pstats, sys
+stats = pstats.Stats(sys.argv[1])
 stats.sort_stats("tottime").print_stats(30)
 stats.sort_stats("cumulative").print_stats(60)
 PY
-# the same for the compiled (CUDA-graph) run: what is left per env step once the update is fast
-step 150 sac-profile-compiled python3 -m cProfile -o /tmp/sac_compiled.prof -m lit_rl.cli \
-    run recipes/sac_halfcheetah.yaml trainer.accelerator=gpu algo.compile=true max_env_steps=4000 \
-    algo.warmup_steps=1000 eval.every_env_steps=100000 eval.episodes=1 \
-    checkpoint.every_env_steps=100000 progress_bar=false "logger=[csv]" \
-    run_dir=/tmp/sac_profile_compiled
-[ -f /tmp/sac_compiled.prof ] && python3 - <<'PY' 2>&1 | tee -a "$LOG"
-import pstats
-stats = pstats.Stats("/tmp/sac_compiled.prof")
-stats.sort_stats("tottime").print_stats(25)
-stats.sort_stats("cumulative").print_stats(50)
-PY
+}
+# where an eager SAC env step goes on this machine, and what is left once the update is
+# one CUDA graph (algo.compile)
+profile_sac 90 sac-profile max_env_steps=3000
+profile_sac 150 sac-profile-compiled algo.compile=true max_env_steps=4000
