@@ -36,7 +36,7 @@ from torchrl.collectors import Collector
 
 from lit_rl.data.replay import make_replay_buffer
 from lit_rl.envs.make import make_env
-from lit_rl.modules.off_policy import BUFFER_KEYS, first_non_finite
+from lit_rl.modules.off_policy import BUFFER_KEYS, first_non_finite, summed_loss
 from lit_rl.modules.policy import make_gaussian_policy
 from lit_rl.nets import EnsembleQCritic, TanhGaussianActor
 from lit_rl.nets.cuda_graphs import GraphedStep
@@ -77,7 +77,7 @@ def eager_update(loss: SACLoss, optimizer: torch.optim.Optimizer, compute=None):
 
     def update(batch):
         losses = compute(batch)
-        total = sum(v for k, v in losses.items() if k.startswith("loss_"))
+        total = summed_loss(losses)
         if first_non_finite(losses) is not None:  # the engine's check: one host sync
             raise FloatingPointError("non-finite loss")
         optimizer.zero_grad(set_to_none=True)
@@ -96,7 +96,7 @@ def graphed_update(loss: SACLoss, batch):
 
     def step(static_batch):
         losses = loss(static_batch)
-        total = sum(v for k, v in losses.items() if k.startswith("loss_"))
+        total = summed_loss(losses)
         total.backward()
         optimizer.step()
         return losses.detach()

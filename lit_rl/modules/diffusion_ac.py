@@ -9,7 +9,7 @@ from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from torch import nn
 
-from lit_rl.modules.off_policy import OffPolicyModule
+from lit_rl.modules.off_policy import OffPolicyModule, summed_loss
 from lit_rl.modules.policy import ActingPolicy, acting_deterministically
 from lit_rl.nets.critics import EnsembleQCritic
 from lit_rl.nets.diffusion import DiffusionPolicy, DiffusionSchedule, EpsilonNetwork
@@ -218,7 +218,7 @@ class DiffusionActorCritic(OffPolicyModule):
             noise_std=now["exploration_std"],
             update_policy=self.is_policy_update(),
         )
-        total = sum(value for key, value in losses.items() if key.startswith("loss_"))
+        total = summed_loss(losses)
         policy_params = list(self.loss_module.policy.parameters())
         delayed = not self.is_policy_update()
         if delayed and self.world_size > 1:

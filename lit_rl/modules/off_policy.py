@@ -73,6 +73,11 @@ class _Ticks(IterableDataset):
             i += 1
 
 
+def summed_loss(losses: TensorDictBase) -> torch.Tensor:
+    """The sum of a loss module's ``loss_*`` terms: the one tensor each update backpropagates."""
+    return sum(value for key, value in losses.items() if key.startswith("loss_"))
+
+
 def first_non_finite(losses: TensorDictBase) -> tuple[str, float] | None:
     """`(name, mean value)` of the first NaN/inf `loss_*` term, or None.
 
@@ -282,7 +287,7 @@ class OffPolicyModule(pl.LightningModule):
         step; the loss module guarantees that each term reaches only its own params.
         """
         losses = self.compute_losses(batch)
-        total = sum(value for key, value in losses.items() if key.startswith("loss_"))
+        total = summed_loss(losses)
         optimizers = self.update_optimizers()
         self.checked_backward(losses, total, optimizers)
         self.before_optimizer_step()

@@ -8,7 +8,7 @@ import torch
 from tensordict.nn import TensorDictModuleBase
 
 from lit_rl.errors import ConfigError, NonFiniteLossError
-from lit_rl.modules.off_policy import OffPolicyModule, first_non_finite
+from lit_rl.modules.off_policy import OffPolicyModule, first_non_finite, summed_loss
 from lit_rl.modules.policy import ActingPolicy, GaussianActing, make_gaussian_policy
 from lit_rl.nets.actors import TanhGaussianActor
 from lit_rl.nets.critics import EnsembleQCritic
@@ -113,8 +113,7 @@ class SAC(OffPolicyModule):
 
             def step(static_batch):
                 losses = self.loss_module(static_batch)
-                total = sum(value for key, value in losses.items() if key.startswith("loss_"))
-                total.backward()
+                summed_loss(losses).backward()
                 optimizer.step()
                 return losses.detach()
 
