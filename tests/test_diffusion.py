@@ -14,6 +14,7 @@ from lit_rl.nets.diffusion import (
     cosine_beta_schedule,
     linear_beta_schedule,
 )
+from lit_rl.nets.mlp import Mish
 
 
 @pytest.mark.parametrize("name", ["linear", "cosine"])
@@ -177,3 +178,93 @@ def test_conditioned_noise_prediction_equals_the_full_forward():
     for step in (0, 7):
         full = net(obs.repeat_interleave(2, dim=0), noisy, torch.full((8,), step))
         assert torch.allclose(net.conditioned(obs, 2)(noisy, step), full, atol=1e-6)
+
+
+def test_cpu_mish_without_autograd_equals_the_builtin():
+    """The sampler's Mish (CPU, no autograd: `tanh(log1p(e^x)) x`) is torch's mish, also
+    where `e^x` overflows float32 or vanishes."""
+    extremes = torch.tensor([-1e4, -100.0, -20.0, 0.0, 20.0, 89.0, 1e4])
+    x = torch.cat([torch.randn(4096) * 4, extremes])
+    with torch.no_grad():
+        fast = Mish()(x.clone())
+    torch.testing.assert_close(fast, torch.nn.functional.mish(x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("beta, alpha", [(1.3, -0.4), (0.0, 2.0), (0.5, 0.0)])
+def test_conditioned_affine_update_equals_the_plain_form(grad, beta, alpha):
+    """`affine` folds `beta * base + alpha * F(a, t)` into the last layer's addmm: the same
+    numbers as the plain form, with or without autograd."""
+    torch.manual_seed(0)
+    net = EpsilonNetwork(10, 3, (32, 32))
+    obs, noisy, base = torch.randn(4, 10), torch.randn(8, 3), torch.randn(8, 3)
+    with torch.set_grad_enabled(grad):
+        full = net(obs.repeat_interleave(2, dim=0), noisy, torch.full((8,), 5))
+        folded = net.conditioned(obs, 2, num_steps=7).affine(noisy, 5, base, beta, alpha)
+    torch.testing.assert_close(folded, beta * base + alpha * full, rtol=1e-5, atol=1e-6)
+
+
+def test_sampling_follows_weight_updates():
+    """Sampling on a CPU multiplies by transposed copies of the weights kept between calls;
+    an in-place update (optimizer, EMA) must reach the next call."""
+    torch.manual_seed(0)
+    net = EpsilonNetwork(10, 3, (32, 32))
+    obs, noisy = torch.randn(4, 10), torch.randn(8, 3)
+    with torch.no_grad():
+        before = net.conditioned(obs, 2)(noisy, 3)
+        for parameter in net.net.parameters():
+            parameter.mul_(1.5)
+        after = net.conditioned(obs, 2)(noisy, 3)
+        full = net(obs.repeat_interleave(2, dim=0), noisy, torch.full((8,), 3))
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, full, rtol=1e-5, atol=1e-6)
+
+
+class PlainEps(torch.nn.Module):
+    """An epsilon network seen only through `forward` (no `conditioned` shortcut)."""
+
+    def __init__(self, net: EpsilonNetwork) -> None:
+        super().__init__()
+        self.net, self.act_dim = net, net.act_dim
+
+    def forward(self, obs, noisy, t):
+        return self.net(obs, noisy, t)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_the_fused_sampler_draws_what_the_plain_network_draws(grad):
+    """Same seed, same samples: through `conditioned` (fused updates, cached weights) and
+    through the network's plain forward."""
+    net = EpsilonNetwork(10, 3, (32, 32))
+    sched = DiffusionSchedule.make("linear", 20)
+    obs = torch.randn(4, 10)
+    with torch.set_grad_enabled(grad):
+        torch.manual_seed(1)
+        fused = DiffusionPolicy(net, sched).sample(obs, num_samples=16)
+        torch.manual_seed(1)
+        plain = DiffusionPolicy(PlainEps(net), sched).sample(obs, num_samples=16)
+    assert fused.abs().max() > 0.1  # not all clipped to zero
+    torch.testing.assert_close(fused, plain, rtol=1e-4, atol=1e-5)
+
+
+def test_sampling_clips_the_x0_prediction_as_the_textbook_step_does():
+    """The sampler's fused step (`clip(c0 a0, -c0, c0)` folded into one update) equals the
+    textbook DDPM step with `a0` clipped to [-1, 1], given the same noise (the sampler draws
+    all of it in one call: `a_T` from row 0, the step to `a_{t-1}` from row t). The
+    target's mean lies outside [-1, 1], so clipping is active along the chain."""
+    sched = DiffusionSchedule.make("linear", 10)
+    oracle = GaussianOracleEps(linear_beta_schedule(10), torch.tensor([1.5, -0.2]), torch.ones(2))
+    policy = DiffusionPolicy(oracle, sched, init_noise_scale=0.5)
+    torch.manual_seed(3)
+    samples = policy.sample(torch.zeros(1, 1), num_samples=64)[0]
+    torch.manual_seed(3)
+    noise = torch.randn(10, 64, 2)
+    action, clipped = 0.5 * noise[0], 0
+    for t in reversed(range(10)):
+        ab = sched.alpha_bars[t]
+        a0 = (action - (1 - ab).sqrt() * oracle(None, action, torch.full((64,), t))) / ab.sqrt()
+        clipped += int((a0.abs() > 1).sum())
+        mean = sched.posterior_coef_x0[t] * a0.clamp(-1, 1) + sched.posterior_coef_xt[t] * action
+        action = (mean + sched.posterior_std[t] * noise[t] if t > 0 else mean).float()
+    assert clipped > 100
+    torch.testing.assert_close(samples, action.clamp(-1, 1), rtol=1e-4, atol=1e-5)

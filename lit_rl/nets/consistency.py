@@ -158,13 +158,15 @@ class ConsistencyPolicy(nn.Module):
         batch = observation.shape[0]
         plan = self.sampling_plan(steps)
         times = self.time_inputs(steps, observation.device)
-        call = self.net.conditioned(observation, num_samples, times=times)
-        action, shape = None, (batch * num_samples, self.act_dim)
+        network = self.net.conditioned(observation, num_samples, times=times)
+        noise = torch.randn(len(plan), batch * num_samples, self.act_dim, device=observation.device)
+        action = None
         for index, (_, noise_scale, c_skip, c_out) in enumerate(plan):
-            noise = torch.randn(shape, device=observation.device).mul_(noise_scale)
-            noisy = noise if action is None else action + noise
-            out = call(noisy, index).to(noisy.dtype)
-            action = (c_skip * noisy + c_out * out).clamp(-1.0, 1.0)
+            if action is None:
+                noisy = noise[index].mul_(noise_scale)
+            else:
+                noisy = torch.add(action, noise[index], alpha=noise_scale)
+            action = network.affine(noisy, index, noisy, c_skip, c_out).clamp(-1.0, 1.0)
         return action.reshape(batch, num_samples, self.act_dim)
 
     def consistency_loss_terms(

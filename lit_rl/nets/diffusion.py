@@ -120,29 +120,27 @@ class DiffusionPolicy(nn.Module):
         """Ancestral DDPM sampling with the x0-prediction clipped to [-1, 1] at every step.
 
         `observation [B, obs_dim] -> actions [B, num_samples, act_dim]`. All candidates of
-        all states go through the network together: one forward per denoising step.
+        all states go through the network together: one forward per denoising step. The
+        noise of every step is drawn in one call.
         """
         batch = observation.shape[0]
-        obs = observation.unsqueeze(1).expand(batch, num_samples, observation.shape[-1])
-        obs = obs.reshape(batch * num_samples, -1)
-        action = self.init_noise_scale * torch.randn(
-            batch * num_samples, self.act_dim, device=obs.device
-        )
-        sched = self.schedule
+        rows, sched = batch * num_samples, self.schedule
+        noise = torch.randn(sched.num_steps, rows, self.act_dim, device=observation.device)
+        action = noise[0].mul_(self.init_noise_scale)
         if isinstance(self.eps_net, ConditionalMLP):
-            eps_fn = self.eps_net.conditioned(observation, num_samples, sched.num_steps)
+            network = self.eps_net.conditioned(observation, num_samples, sched.num_steps)
         else:  # any other noise predictor with the forward(obs, a_t, t) signature
-
-            def eps_fn(noisy: torch.Tensor, step: int) -> torch.Tensor:
-                t = torch.full((batch * num_samples,), step, device=obs.device, dtype=torch.long)
-                return self.eps_net(obs, noisy, t)
-
+            network = _Unconditioned(self.eps_net, observation, num_samples)
         for step in reversed(range(sched.num_steps)):
             sqrt_one_minus, sqrt_ab, coef_x0, coef_xt, std = sched.sampling_coefficients[step]
-            eps = eps_fn(action, step).to(action.dtype)
-            a0 = torch.add(action, eps, alpha=-sqrt_one_minus).div_(sqrt_ab).clamp_(-1, 1)
-            mean = a0.mul_(coef_x0).add_(action, alpha=coef_xt)
-            action = mean.add_(torch.randn_like(mean), alpha=std) if step > 0 else mean
+            # coef_x0 * clip(a0, -1, 1) with a0 = (a_t - sqrt(1 - ab_t) eps) / sqrt(ab_t),
+            # as clip(coef_x0 * a0, -coef_x0, coef_x0) (coef_x0 > 0): one fused update.
+            scaled_a0 = network.affine(
+                action, step, action, coef_x0 / sqrt_ab, -coef_x0 * sqrt_one_minus / sqrt_ab
+            )
+            mean = scaled_a0.clamp_(-coef_x0, coef_x0).add_(action, alpha=coef_xt)
+            # noise[0] started the chain; step t > 0 adds noise[t] (each slice used once)
+            action = mean.add_(noise[step], alpha=std) if step > 0 else mean
         return action.clamp(-1, 1).reshape(batch, num_samples, self.act_dim)
 
     def denoising_loss_terms(
@@ -151,3 +149,19 @@ class DiffusionPolicy(nn.Module):
         """Per-sample `||eps_theta(a_t, s, t) - noise||^2` with `a_t = q_sample(a0, t, noise)`."""
         noisy = self.schedule.q_sample(a0, t, noise)
         return (self.eps_net(observation, noisy, t) - noise).pow(2).sum(-1)
+
+
+class _Unconditioned:
+    """A noise predictor without `conditioned` (any `forward(obs, a_t, t)`) behind the
+    interface the sampler calls."""
+
+    def __init__(self, eps_net: nn.Module, observation: torch.Tensor, repeats: int) -> None:
+        self.eps_net = eps_net
+        self.observation = observation.repeat_interleave(repeats, dim=0)
+
+    def affine(
+        self, noisy: torch.Tensor, step: int, base: torch.Tensor, beta: float, alpha: float
+    ) -> torch.Tensor:
+        t = torch.full((noisy.shape[0],), step, device=noisy.device, dtype=torch.long)
+        eps = self.eps_net(self.observation, noisy, t).to(base.dtype)
+        return torch.add(base.mul(beta), eps, alpha=alpha)

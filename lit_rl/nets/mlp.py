@@ -10,20 +10,19 @@ from torch import nn
 
 
 class Mish(nn.Mish):
-    """`x * tanh(softplus(x))`, computed on CPU without autograd as `x * n / (n + 2)` with
-    `n = e^x (e^x + 2)`: the same function (`tanh(log(1 + e^x))` rewritten), faster than
-    `torch.nn.functional.mish` on CPU (measured at 32x256 here: 34-50 us against 66 us;
-    that kernel is not vectorised on this CPU). Acting
-    with a diffusion policy calls it 60 times per env step (3 layers x 20 denoising steps).
-    Elsewhere (GPU, training) the fused built-in kernel is used.
+    """`x * tanh(softplus(x))`, computed on CPU without autograd as
+    `tanh(log1p(e^x)) * x`: the same function in four vectorised kernels, about twice as
+    fast as `torch.nn.functional.mish` on CPU (measured at 32x256 here: 26 us against
+    60 us; its softplus is not vectorised on this CPU). Where `e^x` overflows, `log1p`
+    and `tanh` give 1 and the product `x`, as mish does. Acting with a diffusion policy
+    calls it 60 times per env step (3 layers x 20 denoising steps). Elsewhere (GPU,
+    training) the fused built-in kernel is used.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "cpu" or torch.is_grad_enabled():
             return super().forward(x)
-        e = x.clamp(max=20.0).exp_()  # beyond 20, mish(x) = x to float32 precision
-        n = e.mul(e + 2.0)
-        return n.div_(n + 2.0).mul_(x)
+        return torch.exp(x).log1p_().tanh_().mul_(x)
 
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
