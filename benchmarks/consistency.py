@@ -35,6 +35,22 @@ def sampling_ms(policy, obs_dim: int, repeats: int, device: torch.device) -> flo
     return 1000 * (time.perf_counter() - start) / repeats
 
 
+def chain_macs(dims: list[int]) -> int:
+    """Multiply-adds of one row through linear layers of widths `dims`."""
+    return sum(a * b for a, b in zip(dims, dims[1:], strict=False))
+
+
+def acting_macs(hp, candidates: int, steps: int) -> int:
+    """Multiply-adds of one acting decision: `candidates x steps` calls of the policy
+    network (the state's and time's shares of its first layer are made once per call, so
+    per candidate and step only the action's columns count) and the twin critic on every
+    candidate. On a CPU, where these products take most of the time, their ratio bounds
+    how much cheaper one acting rule can be than the other."""
+    policy = chain_macs([hp.act_dim, *hp.policy_hidden, hp.act_dim])
+    critic = 2 * chain_macs([hp.obs_dim + hp.act_dim, *hp.critic_hidden, 1])
+    return candidates * (steps * policy + critic)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="HalfCheetah-v5")
@@ -63,6 +79,7 @@ def main() -> None:
         f"{dpmd_act:7.2f} ms/env step, update {dpmd_update:7.2f} ms; "
         f"one sample alone {dpmd_sampling:.2f} ms"
     )
+    dpmd_macs = acting_macs(hp, hp.num_particles, hp.diffusion_steps)
     for label, recipe in (
         ("offline", "recipes/consistency_ac_offline_halfcheetah.yaml"),
         ("online", "recipes/consistency_ac_halfcheetah.yaml"),
@@ -77,6 +94,12 @@ def main() -> None:
             f"{act:7.2f} ms/env step = {dpmd_act / act:5.1f}x cheaper than DPMD "
             f"(target >= 5x); update {update:7.2f} ms = {update / dpmd_update:4.2f}x DPMD's; "
             f"one sample alone {sampling:.2f} ms = {dpmd_sampling / sampling:4.1f}x cheaper"
+        )
+        macs = acting_macs(module.hparams, candidates, steps)
+        print(
+            f"    its acting arithmetic: {macs / 1e6:.1f}M multiply-adds against DPMD's "
+            f"{dpmd_macs / 1e6:.1f}M = at most {dpmd_macs / macs:.1f}x cheaper where the "
+            "products dominate (a CPU); more only where per-call costs dominate (a GPU)"
         )
 
 

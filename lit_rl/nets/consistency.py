@@ -160,6 +160,7 @@ class ConsistencyPolicy(nn.Module):
         times = self.time_inputs(steps, observation.device)
         network = self.net.conditioned(observation, num_samples, times=times)
         noise = torch.randn(len(plan), batch * num_samples, self.act_dim, device=observation.device)
+        noise = noise.unbind(0)  # views, one operation
         action = None
         for index, (_, noise_scale, c_skip, c_out) in enumerate(plan):
             if action is None:

@@ -126,6 +126,7 @@ class DiffusionPolicy(nn.Module):
         batch = observation.shape[0]
         rows, sched = batch * num_samples, self.schedule
         noise = torch.randn(sched.num_steps, rows, self.act_dim, device=observation.device)
+        noise = noise.unbind(0)  # views, one operation
         action = noise[0].mul_(self.init_noise_scale)
         if isinstance(self.eps_net, ConditionalMLP):
             network = self.eps_net.conditioned(observation, num_samples, sched.num_steps)

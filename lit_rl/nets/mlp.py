@@ -8,21 +8,25 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+_ONE = torch.tensor(1.0)  # a tensor operand: a Python number is converted on every call
+
 
 class Mish(nn.Mish):
-    """`x * tanh(softplus(x))`, computed on CPU without autograd as
-    `tanh(log1p(e^x)) * x`: the same function in four vectorised kernels, about twice as
-    fast as `torch.nn.functional.mish` on CPU (measured at 32x256 here: 26 us against
-    60 us; its softplus is not vectorised on this CPU). Where `e^x` overflows, `log1p`
-    and `tanh` give 1 and the product `x`, as mish does. Acting with a diffusion policy
-    calls it 60 times per env step (3 layers x 20 denoising steps). Elsewhere (GPU,
-    training) the fused built-in kernel is used.
+    """`x * tanh(softplus(x))`, computed on CPU without autograd as `2x / (1 + q^2) - x`
+    with `q = sigmoid(-x)`: the same function (`tanh(log(1 + e^x)) = (1 - q^2) / (1 + q^2)`),
+    with one transcendental in four vectorised kernels and no overflow. On this CPU it
+    takes 24-45 us at 32x256 to 2x50x256 against 60+ us for `torch.nn.functional.mish`,
+    whose softplus is not vectorised; its error is an ulp or two of `x` (a NaN where `x`
+    is infinite). Acting with a diffusion policy calls it 60 times per env step (3 layers
+    x 20 denoising steps). Elsewhere (GPU, training) the fused built-in kernel is used.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "cpu" or torch.is_grad_enabled():
             return super().forward(x)
-        return torch.exp(x).log1p_().tanh_().mul_(x)
+        negative = torch.neg(x)
+        q = torch.sigmoid(negative)
+        return torch.addcdiv(negative, x, torch.addcmul(_ONE, q, q), value=2.0)
 
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
