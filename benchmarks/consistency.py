@@ -98,8 +98,8 @@ def main() -> None:
         macs = acting_macs(module.hparams, candidates, steps)
         print(
             f"    its acting arithmetic: {macs / 1e6:.1f}M multiply-adds against DPMD's "
-            f"{dpmd_macs / 1e6:.1f}M = at most {dpmd_macs / macs:.1f}x cheaper where the "
-            "products dominate (a CPU); more only where per-call costs dominate (a GPU)"
+            f"{dpmd_macs / 1e6:.1f}M ({dpmd_macs / macs:.1f}x fewer): the ratio a CPU, where "
+            "the products take most of the time, approaches; a GPU's launches can exceed it"
         )
 
 
