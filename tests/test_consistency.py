@@ -265,6 +265,39 @@ def test_consistency_recipes_run_offline_online_and_offline_to_online(small_data
     assert result.returncode == 2 and "choose one of improved, original" in result.stderr
 
 
+def test_cosine_learning_rate_decay_and_per_network_gradient_clipping(small_dataset, tmp_path):
+    recipe = str(REPO / "recipes" / "consistency_ac_offline_pendulum.yaml")
+    trainer, ac, _ = train(
+        [*SMALL_NETS, f"dataset={small_dataset}", "max_updates=20", "eval.every_updates=20",
+         "algo.critic_hidden=[32,32]", "algo.lr_decay=true", "algo.grad_norm=0.5",
+         f"run_dir={tmp_path / 'decay'}"],
+        recipe,
+    )  # fmt: skip
+    base = {"policy_lr": 3e-4, "critic_lr": 1e-3}
+    for updates, factor in [(0, 1.0), (5, 0.5 + 0.5 * math.cos(math.pi / 4)), (10, 0.5)]:
+        now = ac.schedules(updates)
+        for name, lr in base.items():
+            assert now[name] == pytest.approx(lr * factor)
+    # the optimizer followed the cosine through the run: its lr is that of update 20
+    last = 0.5 * (1 + math.cos(math.pi * 19 / 20))
+    rates = [group["lr"] for group in trainer.optimizers[0].param_groups]
+    assert rates == pytest.approx([base["policy_lr"] * last, base["critic_lr"] * last])
+    # each network's gradient is clipped on its own
+    for param in ac.parameters():
+        param.grad = torch.full_like(param, 3.0)
+    ac.before_optimizer_step()
+    for group in ac.param_groups():
+        norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in group["params"]]))
+        assert norm.item() == pytest.approx(0.5, rel=1e-4), group["name"]
+    # without lr_decay the rates are the recipe's for the whole run
+    _, constant, _ = train(
+        [*SMALL_NETS, f"dataset={small_dataset}", "max_updates=2", "eval.every_updates=2",
+         "algo.critic_hidden=[32,32]", "algo.lr_decay=false", f"run_dir={tmp_path / 'constant'}"],
+        recipe,
+    )  # fmt: skip
+    assert constant.schedules(constant.total_updates())["critic_lr"] == base["critic_lr"]
+
+
 def test_offline_loop_fits_its_model_once_and_plans_around_its_prior(small_dataset, tmp_path):
     from lit_rl.planning.planners import ARCPlanner
 

@@ -5,6 +5,7 @@ and `lit_rl.nets.consistency`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -77,6 +78,12 @@ class ConsistencyBC(OffPolicyModule):
         explore_noise: Gaussian noise added to actions when collecting (online).
         cuda_graphs: on a GPU, replay the acting rule from CUDA graphs (see
             `ConsistencyActing`).
+        lr_decay: anneal every learning rate to 0 over the run on a cosine (the
+            authors' released offline script runs with ``--lr_decay``); the late
+            updates then barely move the networks.
+        grad_norm: clip the gradient norm of each network (policy, critic) to this
+            before the step (the released per-task ``gn``, 9 on HalfCheetah/Hopper
+            medium); None: no clipping.
     """
 
     algo_name = "consistency_bc"
@@ -99,6 +106,8 @@ class ConsistencyBC(OffPolicyModule):
         rho: float = 7.0,
         explore_noise: float = 0.0,
         cuda_graphs: bool = True,
+        lr_decay: bool = False,
+        grad_norm: float | None = None,
         **kwargs,
     ) -> None:
         if consistency_training not in CT_VARIANTS:
@@ -122,6 +131,7 @@ class ConsistencyBC(OffPolicyModule):
             "sigma_max": hp.sigma_max > hp.sigma_min,
             "rho": hp.rho > 0,
             "explore_noise": hp.explore_noise >= 0,
+            "grad_norm": hp.grad_norm is None or hp.grad_norm > 0,
         }
 
     def make_policy_net(self) -> ConsistencyPolicy:
@@ -144,23 +154,50 @@ class ConsistencyBC(OffPolicyModule):
         total = self.total_updates(self.world_size)
         return curriculum_points(updates, total, hp.curriculum_start, hp.curriculum_end)
 
+    def lr_factor(self, updates: int) -> float:
+        """Learning rate / its recipe value at update `updates` (0-based): 1 without
+        `lr_decay`, else `(1 + cos(pi u / U)) / 2` over the run's U updates (positive at
+        its last update, 0 after it)."""
+        if not self.hparams.lr_decay:
+            return 1.0
+        total = max(self.total_updates(self.world_size), 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(updates, total - 1) / total))
+
     def schedules(self, updates: int) -> dict[str, float]:
-        return {"consistency_points": self.consistency_points(updates)}
+        factor = self.lr_factor(updates)
+        rates = {f"{group['name']}_lr": group["lr"] * factor for group in self.param_groups()}
+        return {"consistency_points": self.consistency_points(updates), **rates}
 
     def compute_losses(self, batch: TensorDictBase) -> TensorDictBase:
         return self.loss_module(batch, num_points=self.consistency_points(self.updates))
 
+    def before_optimizer_step(self) -> None:
+        if self.hparams.grad_norm is not None:
+            for group in self.param_groups():
+                torch.nn.utils.clip_grad_norm_(group["params"], self.hparams.grad_norm)
+
     def after_update(self) -> None:
         super().after_update()
         self.loss_module.update_ema(self.hparams.ema_rate)
+        if self.hparams.lr_decay:
+            self.lr_schedulers().step()
 
     def param_groups(self) -> list[dict]:
+        """One Adam group per network, named (`schedules` reports `<name>_lr`)."""
         policy = self.loss_module.policy
-        return [{"params": list(policy.parameters()), "lr": self.hparams.policy_lr}]
+        return [
+            {"params": list(policy.parameters()), "lr": self.hparams.policy_lr, "name": "policy"}
+        ]
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict:
         # one fused Adam with a group per network: one step per update
-        return torch.optim.Adam(self.param_groups(), fused=True)
+        optimizer = torch.optim.Adam(self.param_groups(), fused=True)
+        if not self.hparams.lr_decay:
+            return optimizer
+        # stepped once per update (`after_update`): its count is `updates`, and Lightning
+        # checkpoints it with the optimizer
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
 
 class ConsistencyAC(ConsistencyBC):
@@ -256,5 +293,5 @@ class ConsistencyAC(ConsistencyBC):
         critic = self.loss_module.critic
         return [
             *super().param_groups(),
-            {"params": list(critic.parameters()), "lr": self.hparams.critic_lr},
+            {"params": list(critic.parameters()), "lr": self.hparams.critic_lr, "name": "critic"},
         ]
