@@ -173,7 +173,8 @@ class ConsistencyBC(OffPolicyModule):
 
     def before_optimizer_step(self) -> None:
         if self.hparams.grad_norm is not None:
-            for group in self.param_groups():
+            # the optimizer's own groups: one per network, no parameter lists rebuilt per update
+            for group in self.update_optimizers()[0].param_groups:
                 torch.nn.utils.clip_grad_norm_(group["params"], self.hparams.grad_norm)
 
     def after_update(self) -> None:
