@@ -68,6 +68,29 @@ def test_navigation_cost_is_the_cost_of_the_observation(env_id):
     assert set(costs) <= {0.0, 1.0}
 
 
+def test_fixed_layout_keeps_hazards_and_start_and_draws_new_goals():
+    """`randomize_layout=False` (Safety Gym's flag): one layout from `layout_seed` for every
+    episode, whatever the reset seed; goals stay random; the default still varies."""
+
+    def layout(env, seed):
+        env.reset(seed=seed)
+        inner = env.unwrapped
+        return inner.hazards.copy(), inner.data.qpos[:3].copy(), inner.goal.copy()
+
+    fixed = gym.make("lit_rl/SafePointGoalSmall-v0", randomize_layout=False)
+    (hazards_a, start_a, goal_a), (hazards_b, start_b, goal_b) = (
+        layout(fixed, 1),
+        layout(fixed, 2),
+    )
+    np.testing.assert_array_equal(hazards_a, hazards_b)
+    np.testing.assert_array_equal(start_a, start_b)
+    assert not np.allclose(goal_a, goal_b)
+    other_seed = gym.make("lit_rl/SafePointGoalSmall-v0", randomize_layout=False, layout_seed=7)
+    assert not np.allclose(layout(other_seed, 1)[0], hazards_a)
+    random = gym.make("lit_rl/SafePointGoalSmall-v0")
+    assert not np.allclose(layout(random, 1)[0], layout(random, 2)[0])
+
+
 def test_penetration_cost_grows_towards_the_hazard_centre():
     env = gym.make("lit_rl/SafePointGoal-v0", cost_indicator=False).unwrapped
     env.reset(seed=0)

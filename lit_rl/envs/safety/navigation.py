@@ -24,6 +24,8 @@ Robots (2 actions each, in [-1, 1]):
 
 Layouts (hazards, robot start, goal) are drawn from the env's RNG at each reset, inside
 `[-arena, arena]^2`, with hazards apart from each other and from the start and goal.
+`randomize_layout=False` (Safety Gym's flag of that name) keeps one layout, the hazards,
+start and heading drawn from `layout_seed`, for every episode; goals stay random.
 """
 
 from __future__ import annotations
@@ -124,6 +126,8 @@ class SafeGoalEnv(gym.Env):
         goal_reward: float = 1.0,
         distance_reward: float = 1.0,
         cost_indicator: bool = True,
+        randomize_layout: bool = True,
+        layout_seed: int = 0,
         frame_skip: int = 4,
         render_mode: str | None = None,
     ) -> None:
@@ -133,6 +137,7 @@ class SafeGoalEnv(gym.Env):
         self.hazard_radius, self.goal_radius = hazard_radius, goal_radius
         self.goal_reward, self.cost_indicator = goal_reward, cost_indicator
         self.distance_reward = distance_reward
+        self.randomize_layout, self.layout_seed = randomize_layout, layout_seed
         self.frame_skip, self.render_mode = frame_skip, render_mode
         self.model = mujoco.MjModel.from_xml_string(
             _model_xml(robot, num_hazards, arena, hazard_radius, goal_radius)
@@ -151,10 +156,16 @@ class SafeGoalEnv(gym.Env):
         self._renderer = None
 
     # ------------------------------------------------------------------ layout
-    def _free_point(self, taken: list[tuple[np.ndarray, float]], clearance: float) -> np.ndarray:
+    def _free_point(
+        self,
+        taken: list[tuple[np.ndarray, float]],
+        clearance: float,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
         """A uniform point of the arena at least `clearance + r` from each `(point, r)`."""
+        rng = self.np_random if rng is None else rng
         for _ in range(10_000):
-            point = self.np_random.uniform(-self.arena, self.arena, size=2)
+            point = rng.uniform(-self.arena, self.arena, size=2)
             if all(np.linalg.norm(point - other) >= clearance + r for other, r in taken):
                 return point
         raise RuntimeError("no free place in the arena: fewer or smaller hazards")
@@ -172,13 +183,18 @@ class SafeGoalEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         mujoco.mj_resetData(self.model, self.data)
+        # Safety Gym's `randomize_layout=False`: every episode has the same hazards, start
+        # and heading (drawn from `layout_seed`); goals still come from the env's RNG
+        layout_rng = (
+            self.np_random if self.randomize_layout else np.random.default_rng(self.layout_seed)
+        )
         taken: list[tuple[np.ndarray, float]] = []
         for i in range(self.num_hazards):
-            self.hazards[i] = self._free_point(taken, self.hazard_radius)
+            self.hazards[i] = self._free_point(taken, self.hazard_radius, layout_rng)
             taken.append((self.hazards[i], self.hazard_radius))
             self.model.site_pos[self._hazard_sites[i], :2] = self.hazards[i]
-        start = self._free_point(taken, 0.1)
-        self.data.qpos[:3] = [start[0], start[1], self.np_random.uniform(-np.pi, np.pi)]
+        start = self._free_point(taken, 0.1, layout_rng)
+        self.data.qpos[:3] = [start[0], start[1], layout_rng.uniform(-np.pi, np.pi)]
         mujoco.mj_forward(self.model, self.data)
         self.goals_reached = 0
         self._place_goal()
