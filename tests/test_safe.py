@@ -401,6 +401,10 @@ def test_env_kwargs_reach_every_env_of_a_run(tmp_path):
             "env.kwargs {'colour': 'red'} do not fit env 'lit_rl/SafePointGoalSmall-v0'",
         ),
         (
+            [POINTGOAL, "env.kwargs={randomize_layout: flase}"],
+            "randomize_layout must be true or false, got 'flase'",
+        ),
+        (
             [
                 str(REPO / "recipes" / "safe_loop_pointgoal.yaml"),
                 "env.id=lit_rl/SafeHopperVelocity-v0",

@@ -133,6 +133,13 @@ class SafeGoalEnv(gym.Env):
     ) -> None:
         if robot not in ROBOT_XML:
             raise ValueError(f"robot must be one of {sorted(ROBOT_XML)}, got {robot!r}")
+        for name, flag in (
+            ("cost_indicator", cost_indicator),
+            ("randomize_layout", randomize_layout),
+        ):
+            # a YAML typo (`flase`) arrives as a string, which would read as true
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be true or false, got {flag!r}")
         self.robot, self.num_hazards, self.arena = robot, num_hazards, arena
         self.hazard_radius, self.goal_radius = hazard_radius, goal_radius
         self.goal_reward, self.cost_indicator = goal_reward, cost_indicator
