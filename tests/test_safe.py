@@ -383,7 +383,8 @@ def test_env_kwargs_reach_every_env_of_a_run(tmp_path):
     inside = costs[costs > 0]
     assert inside.numel() > 0 and bool((inside < 0.25 + 1e-6).all())  # r = 0.25
     assert bool((inside < 1).any())  # penetration, not an indicator
-    assert module.hparams.env_kwargs == {"cost_indicator": False}
+    # merged with the recipe's own options
+    assert module.hparams.env_kwargs == {"randomize_layout": False, "cost_indicator": False}
     assert not module.make_env(7).gym_env.unwrapped.cost_indicator  # the evaluation env
 
 
@@ -391,14 +392,15 @@ def test_env_kwargs_reach_every_env_of_a_run(tmp_path):
     ("args", "message"),
     [
         (
-            [POINTGOAL, "env.id=Pendulum-v1"],
+            [POINTGOAL, "env.id=Pendulum-v1", "env.kwargs=null"],
             "cvpo learns from costs, but env 'Pendulum-v1' reports no info['cost']",
         ),
         ([POINTGOAL, "cost_limit=null"], "cvpo needs the recipe's top-level cost_limit"),
         ([POINTGOAL, "cost_limit=-1"], "'cost_limit' must be >= 0"),
         (
             [POINTGOAL, "env.kwargs={colour: red}"],
-            "env.kwargs {'colour': 'red'} do not fit env 'lit_rl/SafePointGoalSmall-v0'",
+            "do not fit env 'lit_rl/SafePointGoalSmall-v0': SafeGoalEnv.__init__() got an "
+            "unexpected keyword argument 'colour'",
         ),
         (
             [POINTGOAL, "env.kwargs={randomize_layout: flase}"],
@@ -408,6 +410,7 @@ def test_env_kwargs_reach_every_env_of_a_run(tmp_path):
             [
                 str(REPO / "recipes" / "safe_loop_pointgoal.yaml"),
                 "env.id=lit_rl/SafeHopperVelocity-v0",
+                "env.kwargs=null",
             ],
             "env 'lit_rl/SafeHopperVelocity-v0' has no cost_from_observation",
         ),
@@ -554,7 +557,10 @@ def test_cvpo_cost_limit_decays_to_the_recipe_limit(tmp_path):
     from lit_rl.config import load_recipe
     from lit_rl.run import build_module
 
-    overrides = ["algo.cost_gamma=0.9", "algo.cost_limit_start=25", "algo.cost_decay_updates=1000"]
+    overrides = [
+        *("algo.cost_gamma=0.9", "algo.cost_limit_start=25", "algo.cost_decay_updates=1000"),
+        "algo.recent_states=null",  # states from the batch: the replay buffer is empty here
+    ]
     module = build_module(load_recipe(POINTGOAL, overrides), tmp_path)
     for updates, limit in ((0, 25.0), (500, 15.0), (1000, 5.0), (10**6, 5.0)):
         assert module.schedules(updates)["cost_limit"] == pytest.approx(limit)

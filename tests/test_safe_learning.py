@@ -2,7 +2,8 @@
 the safe algorithms keep the mean evaluation episode cost under the recipe's limit, SAC
 without costs does not, and each reaches more goals than a random policy.
 
-Slow (each run 10-40 minutes on this 2-core CPU): `pytest -m slow tests/test_safe_learning.py`.
+Slow (each run 10-60 minutes on this 2-core CPU; safe LOOP's 100 evaluation episodes
+alone take over 25): `pytest -m slow tests/test_safe_learning.py`.
 The numbers of the runs made by hand with the same recipes are in docs/safe.md.
 """
 
@@ -18,14 +19,20 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 import lit_rl  # noqa: F401  (registers the lit_rl/Safe* ids)
 
-EPISODES = 10
+# 100 episodes: one episode parked in a hazard costs ~100, so a 10-episode mean cost swings
+# between 0 and 26 from one evaluation to the next, and even 30 episodes can mislead
+# (CVPO: 0.0 on seeds 1000-1029, 7.8 on 1000-1099; docs/safe.md)
+EPISODES = 100
 SMALL = "lit_rl/SafePointGoalSmall-v0"
 
 
-def goals_and_costs(policy, episodes: int = EPISODES, seed: int = 1000) -> tuple[float, float]:
+def goals_and_costs(
+    policy, env_kwargs: dict, episodes: int = EPISODES, seed: int = 1000
+) -> tuple[float, float]:
     """Mean goals reached and mean episode cost of deterministic episodes of `policy`
-    (a TensorDict policy reading observation and is_init) on the small goal task."""
-    env = gym.make(SMALL)
+    (a TensorDict policy reading observation and is_init) on the small goal task with
+    the recipe's env options."""
+    env = gym.make(SMALL, **env_kwargs)
     goals, costs = [], []
     with set_exploration_type(ExplorationType.DETERMINISTIC), torch.no_grad():
         for episode in range(episodes):
@@ -48,8 +55,8 @@ def goals_and_costs(policy, episodes: int = EPISODES, seed: int = 1000) -> tuple
     return float(np.mean(goals)), float(np.mean(costs))
 
 
-def random_goals() -> float:
-    env = gym.make(SMALL)
+def random_goals(env_kwargs: dict) -> float:
+    env = gym.make(SMALL, **env_kwargs)
     env.action_space.seed(0)
     goals = []
     for episode in range(EPISODES):
@@ -75,28 +82,28 @@ def run(recipe: str, tmp_path, *extra: str):
     [
         ("sac_pointgoal", False),
         ("safe_loop_pointgoal", True),
-        *(
-            pytest.param(recipe, True, marks=pytest.mark.xfail(strict=True, reason=reason))
-            for recipe, reason in (
-                ("sac_lag_pointgoal", "open (issue 15): final eval cost 17.3 > 5 (docs/safe.md)"),
-                (
-                    "cvpo_pointgoal",
-                    "open (issue 15): the E-step's multiplier sits at its bound; cost under "
-                    "the limit with no goals, or over it (docs/safe.md)",
-                ),
-            )
+        ("sac_lag_pointgoal", True),
+        pytest.param(
+            "cvpo_pointgoal",
+            True,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="open (issue 15): 0.75 goals at cost 7.8 > 5 on 100 episodes; parks "
+                "at hazard rims in 6 of 100 (docs/safe.md)",
+            ),
         ),
     ],
 )
 def test_safe_algorithms_keep_the_cost_under_the_limit(recipe, safe, tmp_path):
     module = run(recipe, tmp_path)
-    goals, cost = goals_and_costs(module.make_policy())
+    env_kwargs = dict(module.hparams.env_kwargs or {})
+    goals, cost = goals_and_costs(module.make_policy(), env_kwargs)
     limit = module.hparams.cost_limit
     if safe:
         assert cost <= limit, f"{recipe}: mean episode cost {cost} over the limit {limit}"
     else:
         assert cost > limit, f"SAC without costs should violate the limit: {cost} <= {limit}"
-    assert goals > random_goals() + 0.5, f"{recipe}: {goals} goals per episode"
+    assert goals > random_goals(env_kwargs) + 0.5, f"{recipe}: {goals} goals per episode"
 
 
 @pytest.mark.slow
