@@ -81,17 +81,18 @@ def run(recipe: str, tmp_path, *extra: str):
     ("recipe", "safe"),
     [
         ("sac_pointgoal", False),
-        ("safe_loop_pointgoal", True),
-        ("sac_lag_pointgoal", True),
         pytest.param(
-            "cvpo_pointgoal",
+            "safe_loop_pointgoal",
             True,
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="open (issue 15): 0.75 goals at cost 7.8 > 5 on 100 episodes; parks "
-                "at hazard rims in 6 of 100 (docs/safe.md)",
+                raises=AssertionError,
+                reason="open (issue 15): cost 0.00 but 0.46 goals per episode on 100 "
+                "episodes, short of random (0.00) + 0.5 (docs/safe.md)",
             ),
         ),
+        ("sac_lag_pointgoal", True),
+        ("cvpo_pointgoal", True),
     ],
 )
 def test_safe_algorithms_keep_the_cost_under_the_limit(recipe, safe, tmp_path):
