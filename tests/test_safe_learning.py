@@ -81,16 +81,7 @@ def run(recipe: str, tmp_path, *extra: str):
     ("recipe", "safe"),
     [
         ("sac_pointgoal", False),
-        pytest.param(
-            "safe_loop_pointgoal",
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="open (issue 15): cost 0.00 but 0.46 goals per episode on 100 "
-                "episodes, short of random (0.00) + 0.5 (docs/safe.md)",
-            ),
-        ),
+        ("safe_loop_pointgoal", True),
         ("sac_lag_pointgoal", True),
         ("cvpo_pointgoal", True),
     ],
@@ -100,6 +91,7 @@ def test_safe_algorithms_keep_the_cost_under_the_limit(recipe, safe, tmp_path):
     env_kwargs = dict(module.hparams.env_kwargs or {})
     goals, cost = goals_and_costs(module.make_policy(), env_kwargs)
     limit = module.hparams.cost_limit
+    print(f"{recipe}: {goals:.2f} goals, cost {cost:.2f} per episode on {EPISODES} episodes")
     if safe:
         assert cost <= limit, f"{recipe}: mean episode cost {cost} over the limit {limit}"
     else:

@@ -47,6 +47,7 @@ from lit_rl.envs.lean import VECTORIZATIONS
 from lit_rl.envs.make import make_env
 from lit_rl.errors import ConfigError, NonFiniteLossError
 from lit_rl.modules import state as run_state
+from lit_rl.modules.hook_overhead import CheapHookBookkeeping
 from lit_rl.seeding import sampling_seed, train_env_seed
 from lit_rl.sources.base import DataSource
 from lit_rl.sources.dataset import DatasetSource
@@ -114,7 +115,7 @@ def gradients_finite(optimizers) -> bool:
     return bool(torch.isfinite(total))
 
 
-class OffPolicyModule(pl.LightningModule):
+class OffPolicyModule(CheapHookBookkeeping, pl.LightningModule):
     """Collect -> extend buffer -> sample -> update -> target update, once for all algorithms.
 
     Args:
