@@ -9,7 +9,10 @@
    Policy updates happen every `policy_delay` (2) updates, so the average over a pair of
    updates is the cost per update. Target (issue #5): <= 2x SAC.
 2. Acting latency per env step: best-of-N with N = 32 candidates x T = 20 denoising
-   steps for one observation. Target: <= 3 ms on this CPU.
+   steps for one observation. Target: <= 3 ms on this CPU. On a CPU also with
+   `algo.compile=true` (the rule as one inductor graph; its compilation is excluded),
+   each against the rule's matrix products alone (issue 17: <= 1.5x that floor). Eager,
+   compiled and floor are timed in turn for `--rounds` rounds and the best of each kept.
 
 On a GPU every time is taken after `torch.cuda.synchronize()`, and DPMD/SDAC are
 measured twice: acting rule replayed from CUDA graphs (the default) and eager.
@@ -135,6 +138,7 @@ def main() -> None:
     parser.add_argument("--env", default="Humanoid-v5")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--rounds", type=int, default=3, help="acting rounds (best kept)")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -157,14 +161,63 @@ def main() -> None:
                 "" if device.type == "cpu" else (" graphs" if graphs else " eager")
             )
             report(module, label, batch, sac_ms, obs_dim, args.repeats, device)
+            if device.type == "cpu":
+                compiled = build(
+                    f"recipes/{name}_humanoid.yaml",
+                    args.env,
+                    device,
+                    *overrides,
+                    "algo.compile=true",
+                )
+                compiled.load_state_dict(module.state_dict())
+                report_acting(module, compiled, label, obs_dim, args.repeats, args.rounds)
+                report_compiled_update(compiled, label, batch, sac_ms, args.repeats)
 
 
-def report(module, label, batch, sac_ms, obs_dim, repeats, device) -> None:
+def mean_update_ms(module, batch, repeats) -> tuple[float, float, float]:
+    """(mean per update, with a policy step, critic only): policy steps every `policy_delay`."""
     kwargs = {"lam": module.lambda_scale * module.alpha(), "noise_std": 0.5}
     policy_ms = update_ms(module, batch, repeats, update_policy=True, **kwargs)
     critic_ms = update_ms(module, batch, repeats, update_policy=False, **kwargs)
     delay = module.hparams.policy_delay
-    mean_ms = (policy_ms + (delay - 1) * critic_ms) / delay
+    return (policy_ms + (delay - 1) * critic_ms) / delay, policy_ms, critic_ms
+
+
+def report_compiled_update(compiled, label, batch, sac_ms, repeats) -> None:
+    """`algo.compile=true` on a CPU: the update's sampling (critic target, policy
+    actions) runs through the compiled acting rule; `update_ms`'s warm-ups compile it."""
+    mean_ms, policy_ms, critic_ms = mean_update_ms(compiled, batch, repeats)
+    print(
+        f"  {label} update, algo.compile   {mean_ms:7.2f} ms  = {mean_ms / sac_ms:4.2f}x SAC   "
+        f"[with policy step {policy_ms:.2f} ms, critic only {critic_ms:.2f} ms]"
+    )
+
+
+def report_acting(eager, compiled, label, obs_dim, repeats, rounds) -> None:
+    """CPU acting, eager against `algo.compile=true`, both against the products' floor,
+    timed in turn (this machine's speed drifts by tens of percent between minutes)."""
+    device = torch.device("cpu")
+    act_dim = eager.hparams.act_dim
+    start = time.perf_counter()
+    acting_ms(compiled, obs_dim, 1, device)  # compiles
+    compile_s = time.perf_counter() - start
+    times = {"eager": [], "compiled": [], "floor": []}
+    for _ in range(rounds):
+        times["eager"].append(acting_ms(eager, obs_dim, repeats, device))
+        times["compiled"].append(acting_ms(compiled, obs_dim, repeats, device))
+        times["floor"].append(acting_matmul_floor_ms(eager, obs_dim, act_dim, repeats, device))
+    best = {key: min(values) for key, values in times.items()}
+    print(
+        f"  {label} acting, best of {rounds} rounds: eager {best['eager']:.2f} ms "
+        f"({best['eager'] / best['floor']:.2f}x), algo.compile {best['compiled']:.2f} ms "
+        f"({best['compiled'] / best['floor']:.2f}x its floor {best['floor']:.2f} ms; "
+        f"target <= 1.5x; compiled in {compile_s:.0f} s)"
+    )
+
+
+def report(module, label, batch, sac_ms, obs_dim, repeats, device) -> None:
+    delay = module.hparams.policy_delay
+    mean_ms, policy_ms, critic_ms = mean_update_ms(module, batch, repeats)
     print(
         f"  {label} update (policy_delay={delay})   {mean_ms:7.2f} ms  "
         f"= {mean_ms / sac_ms:4.2f}x SAC (target <= 2x)   "

@@ -6,6 +6,7 @@ the same seed gives the same noise and the comparison is exact up to float reord
 
 from __future__ import annotations
 
+import pytest
 import torch
 from conftest import PENDULUM
 from tensordict import TensorDict
@@ -39,10 +40,18 @@ def random_batch(obs_dim: int, act_dim: int, n: int = 64) -> TensorDict:
     )
 
 
-def test_compiled_update_and_acting_agree_with_eager(tmp_path, monkeypatch):
+@pytest.fixture
+def inductor_draws_eager_random_numbers():
+    """`fallback_random` for one test, through the config's own `patch` (monkeypatch's
+    undo deletes the option from inductor's config module, breaking later compiles)."""
     import torch._inductor.config as inductor_config
 
-    monkeypatch.setattr(inductor_config, "fallback_random", True)
+    with inductor_config.patch(fallback_random=True):
+        yield
+
+
+@pytest.mark.usefixtures("inductor_draws_eager_random_numbers")
+def test_compiled_update_and_acting_agree_with_eager(tmp_path):
     eager = sac(tmp_path / "eager")
     compiled = sac(tmp_path / "compiled", "algo.compile=true")
     compiled.load_state_dict(eager.state_dict())
@@ -74,14 +83,62 @@ def test_compiled_update_and_acting_agree_with_eager(tmp_path, monkeypatch):
     torch.testing.assert_close(acts[1], acts[0], rtol=1e-5, atol=1e-6)
 
 
-def test_compile_is_a_sac_family_key(tmp_path):
-    """Algorithms with their own loss arguments (DPMD, ...) have no `compile` key: the
-    recipe error names it."""
+def test_compile_is_a_key_of_the_algorithms_that_have_it(tmp_path):
+    """Algorithms without a compiled path (behaviour cloning, consistency policies, ...)
+    have no `compile` key: the recipe error names it."""
     from conftest import REPO, run_cli
 
-    recipe = str(REPO / "recipes" / "dpmd_pendulum.yaml")
+    recipe = str(REPO / "recipes" / "bc_pendulum.yaml")
     result = run_cli("run", recipe, "algo.compile=true", f"run_dir={tmp_path}")
     assert result.returncode == 2 and "unknown key 'algo.compile'" in result.stderr
+
+
+def dpmd(tmp_path, *overrides):
+    """DPMD on Pendulum with networks small enough to compile in seconds."""
+    from conftest import REPO
+
+    torch.manual_seed(0)
+    small = ("algo.policy_hidden=[16,16]", "algo.critic_hidden=[16,16]", *overrides)
+    return build_module(load_recipe(REPO / "recipes" / "dpmd_pendulum.yaml", list(small)), tmp_path)
+
+
+def test_compiled_diffusion_acting_agrees_with_eager(tmp_path):
+    """`algo.compile: true` (DPMD/SDAC): the acting rule (collecting, evaluating, and in
+    updates) runs as one compiled graph that draws its random numbers outside, in eager's
+    order, so a seed gives eager's actions and losses and leaves the generator where eager
+    leaves it; a new noise level (the temperature moves it) reuses the graph."""
+    eager = dpmd(tmp_path / "eager")
+    compiled = dpmd(tmp_path / "compiled", "algo.compile=true")
+    compiled.load_state_dict(eager.state_dict())
+    observation = TensorDict({"observation": torch.randn(3, eager.hparams.obs_dim)}, [3])
+    graphs_before = counters["stats"]["unique_graphs"]
+    for exploration in (ExplorationType.RANDOM, ExplorationType.DETERMINISTIC):
+        results = []
+        for module in (eager, compiled):
+            torch.manual_seed(7)
+            with set_exploration_type(exploration):
+                action = module.make_policy()(observation.clone())["action"]
+            results.append((action, torch.randn(4)))  # where the generator was left
+        (eager_action, eager_next), (compiled_action, compiled_next) = results
+        torch.testing.assert_close(compiled_action, eager_action, rtol=1e-5, atol=1e-6)
+        assert torch.equal(compiled_next, eager_next)
+        assert (eager_action.abs() <= 1).all()
+    # the compiled path really ran: one graph per rule (exploring, deterministic)
+    assert counters["stats"]["unique_graphs"] == graphs_before + 2
+    loss = compiled.loss_module
+    for noise_std in (0.3, 0.7):  # another temperature: the same exploring graph
+        loss.act(observation["observation"], noise_std, loss.ema_policy)
+    assert counters["stats"]["unique_graphs"] == graphs_before + 2
+    # an update samples its critic target and policy actions through the compiled rule
+    batch = random_batch(eager.hparams.obs_dim, eager.hparams.act_dim, n=16)
+    losses = []
+    for module in (eager, compiled):
+        torch.manual_seed(11)
+        losses.append(module.loss_module(batch.clone(), lam=1.0, noise_std=0.2))
+    for key in ("loss_qvalue", "loss_policy"):
+        torch.testing.assert_close(losses[1][key], losses[0][key], rtol=1e-5, atol=1e-6)
+    assert counters["stats"]["unique_graphs"] == graphs_before + 3  # 32 states (2 x 16)
+    assert compiled.state_dict().keys() == eager.state_dict().keys()
 
 
 def regression_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer):

@@ -107,9 +107,14 @@ class ConditionalMLP(nn.Module):
         (optimizer and EMA steps bump its version): MKL multiplies 32 candidates by a
         transposed view of a 256x256 weight ~2.3x slower than by a contiguous matrix
         (measured here: 79-122 us against 34-52 us), 80 times per diffusion env step.
-        On a GPU, or where gradients flow, the view itself.
+        Inside `torch.compile` on a CPU, a copy made in the graph. On a GPU, or where
+        gradients flow, the view itself.
         """
         part = weight if columns is None else weight[:, columns[0] : columns[1]]
+        if torch.compiler.is_compiling():
+            # traced (`algo.compile`): the copy becomes one kernel of the compiled graph,
+            # made on every call (the weights may have changed), and needs no cache
+            return part.t().contiguous() if weight.device.type == "cpu" else part.t()
         if weight.device.type != "cpu" or torch.is_grad_enabled():
             return part.t()
         cache = self.__dict__.setdefault("_transposed_weights", {})

@@ -116,18 +116,31 @@ class DiffusionPolicy(nn.Module):
     def act_dim(self) -> int:
         return self.eps_net.act_dim
 
-    def sample(self, observation: torch.Tensor, num_samples: int = 1) -> torch.Tensor:
+    def sampling_noise(self, rows: int, device: torch.device | str) -> torch.Tensor:
+        """The standard normal noise `sample` draws for `rows` chains: `[T, rows, act_dim]`
+        (the start of each chain, then one draw per step but the last)."""
+        return torch.randn(self.schedule.num_steps, rows, self.act_dim, device=device)
+
+    def sample(
+        self, observation: torch.Tensor, num_samples: int = 1, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Ancestral DDPM sampling with the x0-prediction clipped to [-1, 1] at every step.
 
         `observation [B, obs_dim] -> actions [B, num_samples, act_dim]`. All candidates of
         all states go through the network together: one forward per denoising step. The
-        noise of every step is drawn in one call.
+        noise of every step is drawn in one call (`sampling_noise`), or given as `noise`
+        (a compiled acting rule draws it outside its graph, so that eager and compiled
+        sampling consume the generator alike).
         """
         batch = observation.shape[0]
         rows, sched = batch * num_samples, self.schedule
-        noise = torch.randn(sched.num_steps, rows, self.act_dim, device=observation.device)
+        if noise is None:
+            noise = self.sampling_noise(rows, observation.device)
+            action_start = noise[0].mul_(self.init_noise_scale)
+        else:
+            action_start = noise[0] * self.init_noise_scale  # the caller's tensor stays as is
         noise = noise.unbind(0)  # views, one operation
-        action = noise[0].mul_(self.init_noise_scale)
+        action = action_start
         if isinstance(self.eps_net, ConditionalMLP):
             network = self.eps_net.conditioned(observation, num_samples, sched.num_steps)
         else:  # any other noise predictor with the forward(obs, a_t, t) signature

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
@@ -89,6 +90,8 @@ class DiffusionActorCriticLoss(nn.Module):
         gamma, reward_scale: critic target `reward_scale * r + gamma * ...`.
         num_particles: candidates N of the best-of-N acting rule.
         cuda_graphs: on a GPU, replay the acting rule from CUDA graphs (see `act`).
+        compile_acting: elsewhere (a CPU), run the acting rule through `torch.compile`
+            (`compiled_act`): for collection, evaluation and the updates' targets.
     """
 
     keys = SACKeys()
@@ -101,10 +104,13 @@ class DiffusionActorCriticLoss(nn.Module):
         reward_scale: float = 0.2,
         num_particles: int = 32,
         cuda_graphs: bool = True,
+        compile_acting: bool = False,
     ) -> None:
         super().__init__()
         self.cuda_graphs = cuda_graphs
+        self.compile_acting = compile_acting
         self._graphed_acting: dict[tuple[int, bool], GraphedCall] = {}
+        self._compiled_acting: dict[bool, Callable] = {}
         self.policy = policy
         self.ema_policy = copy.deepcopy(policy).requires_grad_(False)
         self.critic = critic
@@ -128,14 +134,18 @@ class DiffusionActorCriticLoss(nn.Module):
         observation: torch.Tensor,
         noise_std: float = 0.0,
         policy: DiffusionPolicy | None = None,
+        compiled: bool | None = None,
     ) -> torch.Tensor:
         """The acting rule: best of `num_particles` samples by min-Q, plus Gaussian noise, clipped.
 
         `observation [B, obs] -> action [B, act]`; all B * N candidates in one batch. On a
         GPU (with `cuda_graphs`, outside autocast) the whole rule replays from a CUDA
-        graph per batch size: same computation, one launch instead of ~500.
+        graph per batch size: same computation, one launch instead of ~500. Elsewhere,
+        `compiled` (default: `compile_acting`, i.e. `algo.compile`) runs it as one
+        `torch.compile` graph per batch size (`compiled_act`).
         """
         policy = self.policy if policy is None else policy
+        compiled = self.compile_acting if compiled is None else compiled
         if self.cuda_graphs and observation.is_cuda and not torch.is_autocast_enabled("cuda"):
             key = (id(policy), noise_std > 0)
             graphed = self._graphed_acting.get(key)
@@ -146,7 +156,42 @@ class DiffusionActorCriticLoss(nn.Module):
                 )
             std = torch.full((1, 1), float(noise_std), device=observation.device)
             return graphed(observation, std)
+        if compiled and not torch.is_autocast_enabled(observation.device.type):
+            return self.compiled_act(observation, noise_std, policy)
         return self._act(observation, noise_std, policy, noise_std > 0)
+
+    def compiled_act(
+        self, observation: torch.Tensor, noise_std: float, policy: DiffusionPolicy
+    ) -> torch.Tensor:
+        """The acting rule as one `torch.compile` graph (inductor): on a CPU its ~500
+        small operations become ~80 matrix products and ~80 fused loops, without
+        Python between them, and each Mish one loop instead of four passes over memory
+        (on the updates' 8192-16384 candidate rows, most of a CPU update's time).
+        See benchmarks/diffusion.py and docs/diffusion.md, "Cost".
+
+        The random numbers are drawn outside the graph, in eager's order and shapes, so
+        a seed gives the same actions compiled or not (to float rounding) and leaves the
+        generator where eager leaves it. `noise_std` enters as a tensor: the temperature
+        changes it during a run without a recompilation. One graph per batch size and
+        per exploring/deterministic rule; the first call of each compiles (seconds to a
+        minute).
+        """
+        add_noise = noise_std > 0
+        compiled = self._compiled_acting.get(add_noise)
+        if compiled is None:
+            # unbound, so a copy of this loss (deepcopy) compiles for its own networks
+            compiled = self._compiled_acting[add_noise] = torch.compile(
+                type(self)._act, dynamic=False
+            )
+        rows = observation.shape[0] * self.num_particles
+        sampling_noise = policy.sampling_noise(rows, observation.device)
+        action_noise = None
+        if add_noise:
+            action_noise = torch.randn(
+                observation.shape[0], policy.act_dim, device=observation.device
+            )
+        std = torch.tensor(float(noise_std), device=observation.device)
+        return compiled(self, observation, std, policy, add_noise, sampling_noise, action_noise)
 
     def _act(
         self,
@@ -154,12 +199,16 @@ class DiffusionActorCriticLoss(nn.Module):
         noise_std: float | torch.Tensor,
         policy: DiffusionPolicy,
         add_noise: bool,
+        sampling_noise: torch.Tensor | None = None,
+        action_noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        candidates = policy.sample(observation, self.num_particles)
+        candidates = policy.sample(observation, self.num_particles, noise=sampling_noise)
         obs = observation.unsqueeze(1).expand(*candidates.shape[:2], observation.shape[-1])
         action, _ = best_of_n(candidates, self.q_value(obs, candidates))
         if add_noise:
-            action = (action + noise_std * torch.randn_like(action)).clamp(-1, 1)
+            if action_noise is None:
+                action_noise = torch.randn_like(action)
+            action = (action + noise_std * action_noise).clamp(-1, 1)
         return action
 
     def qvalue_loss(
