@@ -110,7 +110,7 @@ class DiffusionActorCriticLoss(nn.Module):
         self.cuda_graphs = cuda_graphs
         self.compile_acting = compile_acting
         self._graphed_acting: dict[tuple[int, bool], GraphedCall] = {}
-        self._compiled_acting: dict[bool, Callable] = {}
+        self._compiled_acting: Callable | None = None
         self.policy = policy
         self.ema_policy = copy.deepcopy(policy).requires_grad_(False)
         self.critic = critic
@@ -173,16 +173,14 @@ class DiffusionActorCriticLoss(nn.Module):
         a seed gives the same actions compiled or not (to float rounding) and leaves the
         generator where eager leaves it. `noise_std` enters as a tensor: the temperature
         changes it during a run without a recompilation. One graph per batch size and
-        per exploring/deterministic rule; the first call of each compiles (seconds to a
-        minute).
+        per exploring/deterministic rule (dynamo specialises on `add_noise`); the first
+        call of each compiles (seconds to a minute).
         """
         add_noise = noise_std > 0
-        compiled = self._compiled_acting.get(add_noise)
-        if compiled is None:
+        if self._compiled_acting is None:
             # unbound, so a copy of this loss (deepcopy) compiles for its own networks
-            compiled = self._compiled_acting[add_noise] = torch.compile(
-                type(self)._act, dynamic=False
-            )
+            self._compiled_acting = torch.compile(type(self)._act, dynamic=False)
+        compiled = self._compiled_acting
         rows = observation.shape[0] * self.num_particles
         sampling_noise = policy.sampling_noise(rows, observation.device)
         action_noise = None
