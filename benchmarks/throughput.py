@@ -260,6 +260,25 @@ def sb3_steps_per_s(env_id: str, warmup: int, steps: int) -> float | None:
     return (steps - 1) / (time.perf_counter() - clock.start)
 
 
+def print_paired_ratios(env_id: str, rounds: dict[str, list[float | None]]) -> None:
+    """Ratios within each round (contenders ran back to back), beside the best-of summary:
+    on a shared machine whose speed drifts between minutes they show the spread. The SB3
+    ratio cannot exceed the engine's floor ratio (`benchmarks/engine_floor.py`) times the
+    same-loss loop's own lead over SB3, printed last."""
+
+    def ratios(top: str, bottom: str) -> str:
+        pairs = zip(rounds[top], rounds[bottom], strict=True)
+        return " ".join(f"{a / b:.2f}" if a and b else "n/a" for a, b in pairs)
+
+    line = f"{env_id:14s} per round: lit_rl/same-loss {ratios('lit_rl 1', 'plain (lit_rl loss)')}"
+    if any(rounds["SB3"]):
+        line += (
+            f" | lit_rl/SB3 {ratios('lit_rl 1', 'SB3')}"
+            f" | same-loss/SB3 {ratios('plain (lit_rl loss)', 'SB3')}"
+        )
+    print(line, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=["Hopper-v5", "Humanoid-v5"])
@@ -292,12 +311,16 @@ def main() -> None:
         for per_step in args.per_step:
             contenders[f"lit_rl {per_step}"] = partial(lit_rl_steps_per_s, *budget, per_step)
         best: dict[str, float | None] = {}
+        rounds: dict[str, list[float | None]] = {name: [] for name in contenders}
         for round_index in range(args.rounds):
             for name, measure in contenders.items():
                 rate = measure()
                 print(f"  round {round_index + 1} {env_id} {name}: {rate} steps/s", flush=True)
+                rounds[name].append(rate)
                 if rate is not None:
                     best[name] = max(rate, best.get(name) or 0.0)
+        if "lit_rl 1" in rounds:
+            print_paired_ratios(env_id, rounds)
         textbook, plain, sb3 = (
             best["plain (textbook)"],
             best["plain (lit_rl loss)"],
